@@ -1,0 +1,1 @@
+"""Child networks: the modules an architecture describes."""
