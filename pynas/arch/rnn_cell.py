@@ -80,7 +80,9 @@ class RNNCell:
     def children(self, node: int) -> tuple[int, int]:
         """Left and right child of internal node `node`."""
         if not self.base <= node < self.num_nodes:
-            raise ValueError(f"node {node} is a leaf or out of range (internal: {self.base}..{self.root})")
+            raise ValueError(
+                f"node {node} is a leaf or out of range (internal: {self.base}..{self.root})"
+            )
         left = 2 * (node - self.base)
         return left, left + 1
 
@@ -110,7 +112,9 @@ class RNNCell:
             raise ArchitectureError(missing[0], None, "required field is missing")
         unknown = sorted(set(data) - set(_KEYS))
         if unknown:
-            raise ArchitectureError(unknown[0], data[unknown[0]], f"unknown field; allowed: {list(_KEYS)}")
+            raise ArchitectureError(
+                unknown[0], data[unknown[0]], f"unknown field; allowed: {list(_KEYS)}"
+            )
         return cls(
             base=data["base"],
             nodes=tuple(data["nodes"]) if isinstance(data["nodes"], list) else data["nodes"],
@@ -129,7 +133,10 @@ class RNNCell:
 
     # ----- text rendering --------------------------------------------------------------------
     def render(self) -> str:
-        """One line per node, e.g. ``n12 = identity(n8 * n9)  -> c_t``; leaves read ``x·W0 + h·U0``."""
+        """One line per node, e.g. ``n12 = identity(n8 * n9)  -> c_t``.
+
+        Leaves read ``x·W0 + h·U0``; the inject gets a line of its own after its node.
+        """
         symbol = {"add": "+", "elem_mult": "*"}
         lines = []
         for k, (combine, act) in enumerate(self.nodes):
@@ -181,6 +188,8 @@ def load_rnn_cell(spec: str) -> RNNCell:
     path = Path(spec)
     if not path.is_file():
         raise ArchitectureError(
-            "--arch", spec, f"not a named architecture ({sorted(NAMED_CELLS)}) nor an existing JSON file"
+            "--arch",
+            spec,
+            f"not a named architecture ({sorted(NAMED_CELLS)}) nor an existing JSON file",
         )
     return RNNCell.from_json(path.read_text())

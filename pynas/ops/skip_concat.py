@@ -14,6 +14,9 @@ import torch.nn.functional as F
 
 def skip_concat(inputs: Sequence[torch.Tensor]) -> torch.Tensor:
     """Concatenate `inputs` along channels after zero-padding each to the largest map."""
+    if len(inputs) == 0:
+        # The dispatcher cannot route an empty tensor list to any kernel: say so here.
+        raise ValueError("skip_concat: expected at least one input tensor, got none")
     return torch.ops.pynas.skip_concat(list(inputs))
 
 

@@ -1,0 +1,184 @@
+"""The PTB task: train a tree-cell language model, score it by validation perplexity.
+
+Reward = c / ppl² with c = 80 (SPEC §5); the perplexity is the best validation perplexity
+over the child's epochs. A NaN/Inf loss or perplexity, or an error while training, is a
+recorded failure, never a crash of the caller.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from pynas.arch import RNNCell
+from pynas.children.language_model import CellLanguageModel
+from pynas.children.tree_rnn import DEFAULT_IMPL
+from pynas.progress import ProgressBar
+from pynas.tasks.ptb_data import Corpus, batchify, bptt_windows, load_corpus
+from pynas.tasks.result import ChildResult
+
+__all__ = ["PTBConfig", "Corpus", "load_corpus", "train_child", "evaluate_ppl", "reward_from_ppl"]
+
+REWARD_C = 80.0
+
+
+@dataclass(frozen=True)
+class PTBConfig:
+    """How one child is trained. Defaults: the `pynas.train` single-architecture run."""
+
+    hidden: int = 200
+    num_layers: int = 2
+    epochs: int = 1
+    batch_size: int = 20
+    eval_batch_size: int = 10
+    bptt: int = 35
+    lr: float = 20.0
+    lr_decay: float = 4.0  # divide the learning rate when validation does not improve
+    clip: float = 0.25
+    dropout: float = 0.2
+    tie_weights: bool = True
+    train_tokens: int | None = None  # use only the first N training tokens (small budgets)
+    valid_tokens: int | None = None
+    impl: str = DEFAULT_IMPL
+    seed: int = 0
+
+    def with_(self, **changes: Any) -> PTBConfig:
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def reward_from_ppl(ppl: float) -> float:
+    return REWARD_C / (ppl * ppl)
+
+
+def _detach(state):
+    return [(h.detach(), c.detach()) for h, c in state]
+
+
+@torch.no_grad()
+def evaluate_ppl(model: CellLanguageModel, data: torch.Tensor, bptt: int) -> float:
+    """Perplexity of `model` on a batchified stream [steps, batch]."""
+    model.eval()
+    state = model.init_state(data.shape[1])
+    total_loss, total_tokens = 0.0, 0
+    for inputs, targets in bptt_windows(data, bptt):
+        logits, state = model(inputs, state)
+        loss = nn.functional.cross_entropy(
+            logits.view(-1, logits.shape[-1]), targets.reshape(-1), reduction="sum"
+        )
+        total_loss += loss.item()
+        total_tokens += targets.numel()
+    mean = total_loss / total_tokens
+    return math.exp(mean) if mean < 700 else math.inf
+
+
+def train_child(
+    arch: RNNCell,
+    config: PTBConfig,
+    corpus: Corpus,
+    progress: bool = False,
+    on_epoch: Callable[[int, float], None] | None = None,
+) -> ChildResult:
+    """Train `arch` on PTB per `config`; metrics: ppl, params, seconds, epoch_ppl."""
+    start = time.monotonic()
+    try:
+        return _train(arch, config, corpus, progress, on_epoch, start)
+    except (RuntimeError, MemoryError, ValueError, FloatingPointError) as exc:
+        reason = f"{type(exc).__name__}: {exc}".strip()
+        detail = traceback.format_exc(limit=3)
+        return ChildResult.failed(
+            reason[:500], seconds=time.monotonic() - start, traceback=detail[-2000:]
+        )
+
+
+def _train(
+    arch: RNNCell,
+    config: PTBConfig,
+    corpus: Corpus,
+    progress: bool,
+    on_epoch: Callable[[int, float], None] | None,
+    start: float,
+) -> ChildResult:
+    torch.manual_seed(config.seed)
+    train_ids = corpus.train[: config.train_tokens] if config.train_tokens else corpus.train
+    valid_ids = corpus.valid[: config.valid_tokens] if config.valid_tokens else corpus.valid
+    train_data = batchify(train_ids, config.batch_size)
+    valid_data = batchify(valid_ids, config.eval_batch_size)
+
+    model = CellLanguageModel(
+        arch,
+        corpus.vocab_size,
+        config.hidden,
+        num_layers=config.num_layers,
+        dropout=config.dropout,
+        tie_weights=config.tie_weights,
+        impl=config.impl,
+    )
+    params = sum(p.numel() for p in model.parameters())
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr)
+    windows_per_epoch = math.ceil((train_data.shape[0] - 1) / config.bptt)
+    epoch_ppl: list[float] = []
+    best = math.inf
+    tokens = 0
+
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        state = model.init_state(config.batch_size)
+        bar = ProgressBar(
+            windows_per_epoch, desc=f"epoch {epoch}/{config.epochs}", enabled=progress
+        )
+        for step, (inputs, targets) in enumerate(bptt_windows(train_data, config.bptt)):
+            state = _detach(state)
+            logits, state = model(inputs, state)
+            loss = nn.functional.cross_entropy(
+                logits.view(-1, logits.shape[-1]), targets.reshape(-1)
+            )
+            if not torch.isfinite(loss):
+                return ChildResult.failed(
+                    f"non-finite training loss ({loss.item()}) at epoch {epoch}, step {step}",
+                    params=params, seconds=time.monotonic() - start, epoch_ppl=epoch_ppl,
+                )  # fmt: skip
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+            optimizer.step()
+            tokens += targets.numel()
+            bar.update(1, loss=loss.item(), ppl=math.exp(min(loss.item(), 50)))
+        bar.close()
+
+        ppl = evaluate_ppl(model, valid_data, config.bptt)
+        epoch_ppl.append(ppl)
+        if on_epoch is not None:
+            on_epoch(epoch, ppl)
+        if not math.isfinite(ppl):
+            return ChildResult.failed(
+                f"non-finite validation perplexity at epoch {epoch}",
+                params=params, seconds=time.monotonic() - start, epoch_ppl=epoch_ppl,
+            )  # fmt: skip
+        if ppl < best:
+            best = ppl
+        else:
+            for group in optimizer.param_groups:
+                group["lr"] /= config.lr_decay
+
+    seconds = time.monotonic() - start
+    return ChildResult(
+        status="ok",
+        reward=reward_from_ppl(best),
+        metrics={
+            "ppl": best,
+            "params": params,
+            "seconds": seconds,
+            "epoch_ppl": epoch_ppl,
+            "train_tokens_per_second": tokens / seconds,
+        },
+    )

@@ -1,0 +1,70 @@
+"""`python -m pynas.train`: success, and clear errors with exit code 2."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from pynas.arch import NAMED_CELLS
+
+
+def run_train(*args, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", "pynas.train", "--task", "ptb", *args],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+
+
+def test_trains_one_tiny_child(ptb_dir, tmp_path):
+    out = tmp_path / "result.json"
+    proc = run_train(
+        "--arch", "nas_cell", "--data-dir", str(ptb_dir), "--hidden", "16", "--train-tokens",
+        "3000", "--valid-tokens", "1000", "--bptt", "10", "--output", str(out), "--quiet",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "validation perplexity" in proc.stdout
+    assert "epoch 1: validation perplexity" in proc.stderr
+    record = json.loads(out.read_text())
+    assert record["status"] == "ok" and record["arch"]["kind"] == "rnn_cell"
+    assert record["metrics"]["ppl"] > 1
+
+
+def test_malformed_architecture_file(ptb_dir, tmp_path):
+    data = json.loads(NAMED_CELLS["nas_cell"].to_json())
+    data["nodes"][4] = ["add", "swish"]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    proc = run_train("--arch", str(bad), "--data-dir", str(ptb_dir))
+    assert proc.returncode == 2
+    assert "nodes[4][1]" in proc.stderr and "'swish'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_architecture_file_not_json(ptb_dir, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("this is not json")
+    proc = run_train("--arch", str(bad), "--data-dir", str(ptb_dir))
+    assert proc.returncode == 2 and "not valid JSON" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_missing_data_names_files_and_place(tmp_path):
+    proc = run_train("--arch", "nas_cell", "--data-dir", str(tmp_path))
+    assert proc.returncode == 2
+    assert "train.txt" in proc.stderr and str(tmp_path) in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--arch", "nas_cell", "--hidden", "0"], "--hidden must be >= 1"),
+        (["--arch", "nas_cell", "--dropout", "1.5"], "--dropout must be in [0, 1)"),
+        (["--arch", "no_such_cell"], "not a named architecture"),
+    ],
+)
+def test_bad_arguments_exit_2(ptb_dir, args, fragment):
+    proc = run_train(*args, "--data-dir", str(ptb_dir))
+    assert proc.returncode == 2
+    assert fragment in proc.stderr
