@@ -1,0 +1,88 @@
+"""Build a standard `nn.Module` from an architecture; save and load trained weights.
+
+Saved file format (one `torch.save` file, loaded with `weights_only=True`):
+
+    {"format": "pynas-model", "version": 1, "task": "ptb",
+     "arch": "<canonical architecture JSON>", "options": {build_model keyword arguments},
+     "state_dict": {...}}
+
+`load_model(path)` rebuilds the module from arch + options and loads the weights, so a fresh
+process needs nothing but pynas and the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import torch
+from torch import nn
+
+from pynas.arch import RNNCell, load_rnn_cell
+
+FORMAT = "pynas-model"
+VERSION = 1
+_SPEC_ATTR = "_pynas_spec"
+
+
+def _build_ptb(arch: Any, options: dict[str, Any]) -> nn.Module:
+    from pynas.children.language_model import CellLanguageModel
+
+    cell = arch if isinstance(arch, RNNCell) else load_rnn_cell(arch)
+    options = {"vocab_size": 10_000, "hidden_size": 200, **options}
+    return CellLanguageModel(cell, **options)
+
+
+BUILDERS = {"ptb": _build_ptb}
+
+
+def _arch_json(arch: Any) -> str:
+    if hasattr(arch, "to_json"):
+        return arch.to_json()
+    if isinstance(arch, str):
+        return load_rnn_cell(arch).to_json()
+    raise TypeError(f"cannot serialise architecture of type {type(arch).__name__}")
+
+
+def build_model(arch: Any, task: str = "ptb", **options: Any) -> nn.Module:
+    """The child network of `arch` for `task`, as a plain `torch.nn.Module`.
+
+    `arch` is an architecture object, a named architecture or JSON; `options` are the child's
+    constructor arguments (for ptb: vocab_size, hidden_size, num_layers, dropout, tie_weights,
+    impl).
+    """
+    if task not in BUILDERS:
+        raise ValueError(f"unknown task {task!r}; known: {sorted(BUILDERS)}")
+    model = BUILDERS[task](arch, dict(options))
+    setattr(model, _SPEC_ATTR, {"task": task, "arch": _arch_json(arch), "options": dict(options)})
+    return model
+
+
+def save_model(model: nn.Module, path: str | os.PathLike[str]) -> None:
+    """Save a model made by :func:`build_model` with its weights (atomic write)."""
+    spec = getattr(model, _SPEC_ATTR, None)
+    if spec is None:
+        raise ValueError("save_model needs a model made by pynas.build_model (it records the arch)")
+    payload = {"format": FORMAT, "version": VERSION, **spec, "state_dict": model.state_dict()}
+    tmp = f"{os.fspath(path)}.tmp"
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load_model(path: str | os.PathLike[str], map_location: str = "cpu") -> nn.Module:
+    """Rebuild and load a model saved by :func:`save_model`; returned in eval mode."""
+    payload = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a pynas model file (no '{FORMAT}' header)")
+    if payload.get("version") != VERSION:
+        raise ValueError(f"{path}: model format version {payload.get('version')} is not {VERSION}")
+    arch = payload["arch"]
+    task = payload["task"]
+    if task == "ptb":
+        arch = RNNCell.from_json(arch)
+    else:
+        arch = json.loads(arch)
+    model = build_model(arch, task=task, **payload["options"])
+    model.load_state_dict(payload["state_dict"])
+    return model.eval()
