@@ -6,4 +6,23 @@ TORCH_LIBRARY(pynas, m) {
   // Zero-pad NCHW maps at the bottom/right to the largest height and width, concat channels.
   m.def("skip_concat(Tensor[] inputs) -> Tensor");
   m.def("skip_concat_backward(Tensor grad, int[] channels, int[] heights, int[] widths) -> Tensor[]");
+
+  // A whole truncated-BPTT window of a base-N tree cell (SPEC §2, §8). xproj [T, B, N*H] input
+  // projections, h0/c0 [B, H], weight_hh [H, N*H], programs [P, 2N+3] int (one architecture per
+  // row, see csrc/ops/cell/cell_math.h), row_program [B] int (which program each batch row runs).
+  // Returns h for every step [T, B, H], h_T, c_T, and what the backward needs: the recurrent
+  // projections hp_all [T, B, N*H] and c for every step cs [T, B, H] (both empty when
+  // save_for_backward is false).
+  m.def(
+      "tree_cell_seq(Tensor xproj, Tensor h0, Tensor c0, Tensor weight_hh, Tensor programs, "
+      "Tensor row_program, bool save_for_backward=True) "
+      "-> (Tensor hs, Tensor h_last, Tensor c_last, Tensor hp_all, Tensor cs)");
+  // Gradients for xproj, h0, c0 and weight_hh; recomputes the tree from the saved projections.
+  m.def(
+      "tree_cell_seq_backward(Tensor grad_hs, Tensor grad_h_last, Tensor grad_c_last, "
+      "Tensor xproj, Tensor h0, Tensor c0, Tensor weight_hh, Tensor programs, Tensor row_program, "
+      "Tensor hs, Tensor hp_all, Tensor cs) "
+      "-> (Tensor grad_xproj, Tensor grad_h0, Tensor grad_c0, Tensor grad_weight_hh)");
+  // Which compiled elementwise pass the tree-cell op uses here ("generic", "avx2", "avx512").
+  m.def("tree_cell_isa() -> str");
 }

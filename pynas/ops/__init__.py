@@ -1,5 +1,22 @@
 """Thin Python layer over the compiled ops: fake kernels, autograd, friendly wrappers."""
 
 from pynas.ops.skip_concat import skip_concat, skip_concat_reference
+from pynas.ops.tree_cell import (
+    cell_program,
+    program_to_cell,
+    stack_programs,
+    tree_cell_isa,
+    tree_cell_sequence,
+    tree_cell_sequence_reference,
+)
 
-__all__ = ["skip_concat", "skip_concat_reference"]
+__all__ = [
+    "cell_program",
+    "program_to_cell",
+    "skip_concat",
+    "skip_concat_reference",
+    "stack_programs",
+    "tree_cell_isa",
+    "tree_cell_sequence",
+    "tree_cell_sequence_reference",
+]

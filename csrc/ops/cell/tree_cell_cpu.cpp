@@ -1,0 +1,329 @@
+// The fused tree-cell sequence op on the CPU: input checks, the time loop with one GEMM per step
+// (into preallocated buffers), the parallel elementwise pass, and the backward with the weight
+// gradient as one GEMM over all steps after the loop.
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/mm.h>
+#include <torch/library.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <tuple>
+
+#include "ops/cell/cell_kernels.h"
+#include "ops/cell/cell_math.h"
+
+namespace pynas {
+namespace {
+
+using cell::Blocking;
+using cell::PassTable;
+
+// ----- run-time choice of the compiled pass --------------------------------------------------------
+const PassTable& pass_table() {
+  static const PassTable generic = cell::pass_table_generic();
+  static const PassTable avx2 = cell::pass_table_avx2();
+  static const PassTable avx512 = cell::pass_table_avx512();
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  static const bool has_avx512 = has_avx2 && __builtin_cpu_supports("avx512f") &&
+                                 __builtin_cpu_supports("avx512dq") &&
+                                 __builtin_cpu_supports("avx512bw") &&
+                                 __builtin_cpu_supports("avx512vl");
+#else
+  static const bool has_avx2 = false;
+  static const bool has_avx512 = false;
+#endif
+  // PYNAS_CELL_ISA=generic|avx2|avx512 caps the instruction set (for benchmarks and debugging).
+  const char* cap = std::getenv("PYNAS_CELL_ISA");
+  const std::string want = cap ? cap : "";
+  if (want == "generic") return generic;
+  if (want == "avx2") return has_avx2 ? avx2 : generic;
+  if (has_avx512) return avx512;
+  if (has_avx2) return avx2;
+  return generic;
+}
+
+std::string tree_cell_isa() { return pass_table().isa; }
+
+// ----- checks ---------------------------------------------------------------------------------
+struct Dims {
+  int64_t steps, batch, hidden, base, num_programs, prog_len;
+};
+
+void check_float(const char* op, const char* name, const at::Tensor& t, const at::Tensor& ref) {
+  TORCH_CHECK(t.device().is_cpu(), op, ": ", name, " is on ", t.device(),
+              "; this kernel runs on the CPU (expected device cpu)");
+  TORCH_CHECK(t.scalar_type() == ref.scalar_type(), op, ": ", name, " has dtype ",
+              t.scalar_type(), " but xproj has ", ref.scalar_type(),
+              "; all float inputs must share one dtype");
+}
+
+void check_shape(const char* op, const char* name, const at::Tensor& t, at::IntArrayRef want,
+                 const char* meaning) {
+  TORCH_CHECK(t.sizes() == want, op, ": ", name, " must have shape ", meaning, " = ", want,
+              ", got ", t.sizes());
+}
+
+// Validates everything, returns the dimensions and the programs / row programs as int64 CPU
+// contiguous tensors (program contents checked too).
+std::tuple<Dims, at::Tensor, at::Tensor> check_inputs(const char* op, const at::Tensor& xproj,
+                                                      const at::Tensor& h0, const at::Tensor& c0,
+                                                      const at::Tensor& weight_hh,
+                                                      const at::Tensor& programs,
+                                                      const at::Tensor& row_program) {
+  TORCH_CHECK(xproj.device().is_cpu(), op, ": xproj is on ", xproj.device(),
+              "; this kernel runs on the CPU (expected device cpu)");
+  TORCH_CHECK(xproj.scalar_type() == at::kFloat || xproj.scalar_type() == at::kDouble, op,
+              ": xproj has dtype ", xproj.scalar_type(), "; expected float32 or float64");
+  TORCH_CHECK(xproj.dim() == 3, op, ": xproj must be 3-D [T, B, N*H], got shape ",
+              xproj.sizes());
+  TORCH_CHECK(h0.dim() == 2, op, ": h0 must be 2-D [B, H], got shape ", h0.sizes());
+  check_float(op, "h0", h0, xproj);
+  check_float(op, "c0", c0, xproj);
+  check_float(op, "weight_hh", weight_hh, xproj);
+  Dims d{};
+  d.steps = xproj.size(0);
+  d.batch = xproj.size(1);
+  d.hidden = h0.size(1);
+  TORCH_CHECK(d.steps >= 1, op, ": xproj has ", d.steps, " time steps; expected at least 1");
+  TORCH_CHECK(d.batch >= 1, op, ": xproj has batch size ", d.batch, "; expected at least 1");
+  TORCH_CHECK(d.hidden >= 1, op, ": h0 has hidden size ", d.hidden, "; expected at least 1");
+  check_shape(op, "h0", h0, {d.batch, d.hidden}, "[B, H] with B = xproj.size(1)");
+  check_shape(op, "c0", c0, {d.batch, d.hidden}, "[B, H]");
+  const int64_t width = xproj.size(2);
+  TORCH_CHECK(width % d.hidden == 0, op, ": xproj's last dimension (", width,
+              ") must be N*H, a multiple of the hidden size H = ", d.hidden);
+  d.base = width / d.hidden;
+  TORCH_CHECK(d.base >= 2 && d.base <= cell::kMaxBase && (d.base & (d.base - 1)) == 0, op,
+              ": base N = xproj.size(2) / H = ", d.base,
+              " must be a power of two in 2..", cell::kMaxBase);
+  check_shape(op, "weight_hh", weight_hh, {d.hidden, width}, "[H, N*H]");
+
+  TORCH_CHECK(programs.device().is_cpu(), op, ": programs is on ", programs.device(),
+              "; expected a CPU tensor (build it with pynas.ops.cell_program)");
+  TORCH_CHECK(programs.scalar_type() == at::kLong || programs.scalar_type() == at::kInt, op,
+              ": programs has dtype ", programs.scalar_type(), "; expected int64 (or int32)");
+  d.prog_len = cell::program_length(static_cast<int>(d.base));
+  TORCH_CHECK(programs.dim() == 2 && programs.size(0) >= 1 && programs.size(1) == d.prog_len,
+              op, ": programs must have shape [P, 2N+3] = [P, ", d.prog_len, "] with P >= 1 for ",
+              "base N = ", d.base, ", got ", programs.sizes());
+  d.num_programs = programs.size(0);
+  TORCH_CHECK(row_program.device().is_cpu(), op, ": row_program is on ", row_program.device(),
+              "; expected a CPU tensor");
+  TORCH_CHECK(row_program.scalar_type() == at::kLong || row_program.scalar_type() == at::kInt,
+              op, ": row_program has dtype ", row_program.scalar_type(),
+              "; expected int64 (or int32)");
+  TORCH_CHECK(row_program.dim() == 1 && row_program.size(0) == d.batch, op,
+              ": row_program must have shape [B] = [", d.batch, "], got ", row_program.sizes());
+
+  at::Tensor progs = programs.to(at::kLong).contiguous();
+  at::Tensor rows = row_program.to(at::kLong).contiguous();
+  const int64_t num_nodes = 2 * d.base - 1;
+  const int64_t* p = progs.data_ptr<int64_t>();
+  for (int64_t i = 0; i < d.num_programs; ++i, p += d.prog_len) {
+    TORCH_CHECK(p[cell::kProgBase] == d.base, op, ": program ", i, " is for base ",
+                p[cell::kProgBase], " but xproj and h0 imply base N = ", d.base);
+    TORCH_CHECK(p[cell::kProgCOut] >= 0 && p[cell::kProgCOut] < num_nodes, op, ": program ", i,
+                " has c_out = ", p[cell::kProgCOut], "; expected a node index in 0..",
+                num_nodes - 1);
+    TORCH_CHECK(p[cell::kProgInjectAt] >= 0 && p[cell::kProgInjectAt] < num_nodes, op,
+                ": program ", i, " has inject_at = ", p[cell::kProgInjectAt],
+                "; expected a node index in 0..", num_nodes - 1);
+    for (int64_t k = cell::kProgInjectOp; k < d.prog_len; ++k) {
+      TORCH_CHECK(p[k] >= 0 && p[k] < cell::kNumOps, op, ": program ", i, " entry ", k,
+                  " is op code ", p[k], "; expected 0..", cell::kNumOps - 1,
+                  " (combine * 4 + activation)");
+    }
+  }
+  const int64_t* r = rows.data_ptr<int64_t>();
+  for (int64_t b = 0; b < d.batch; ++b) {
+    TORCH_CHECK(r[b] >= 0 && r[b] < d.num_programs, op, ": row_program[", b, "] = ", r[b],
+                "; expected a program index in 0..", d.num_programs - 1);
+  }
+  return {d, progs, rows};
+}
+
+// Runs items [0, batch * num_blocks) of a pass on the intra-op thread pool. Small steps stay on
+// one thread: a parallel region costs more than it saves below ~64k node evaluations.
+template <typename F>
+void run_items(const Dims& d, Blocking blk, F&& fn) {
+  const int64_t items = d.batch * blk.num_blocks;
+  const int64_t work_per_item = blk.block * (2 * d.base - 1);
+  const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(work_per_item, 1));
+  at::parallel_for(0, items, grain, [&](int64_t begin, int64_t end) { fn(begin, end); });
+}
+
+at::Tensor weight_for_gemm(const at::Tensor& w) {
+  // BLAS takes a matrix or its transpose as is; anything else is copied once per call.
+  return (w.is_contiguous() || w.t().is_contiguous()) ? w : w.contiguous();
+}
+
+template <typename T>
+void forward_loop(const Dims& d, const at::Tensor& x, const at::Tensor& h0, const at::Tensor& c0,
+                  const at::Tensor& w, const at::Tensor& progs, const at::Tensor& rows,
+                  at::Tensor& hs, at::Tensor& hp_all, at::Tensor& cs, bool keep_hp) {
+  const PassTable& table = pass_table();
+  auto fwd = [&]() {
+    if constexpr (std::is_same_v<T, float>) {
+      return table.forward_f32;
+    } else {
+      return table.forward_f64;
+    }
+  }();
+  const Blocking blk = cell::make_blocking(d.hidden);
+  cell::ForwardStep<T> s{};
+  s.programs = progs.data_ptr<int64_t>();
+  s.row_program = rows.data_ptr<int64_t>();
+  s.batch = d.batch;
+  s.hidden = d.hidden;
+  s.base = d.base;
+  s.prog_len = d.prog_len;
+  for (int64_t t = 0; t < d.steps; ++t) {
+    at::Tensor hp = hp_all.select(0, keep_hp ? t : 0);
+    at::mm_out(hp, t == 0 ? h0 : hs.select(0, t - 1), w);
+    s.xp = x.data_ptr<T>() + t * d.batch * d.base * d.hidden;
+    s.hp = hp.data_ptr<T>();
+    s.c_prev = t == 0 ? c0.data_ptr<T>() : cs.data_ptr<T>() + (t - 1) * d.batch * d.hidden;
+    s.h = hs.data_ptr<T>() + t * d.batch * d.hidden;
+    s.c = cs.data_ptr<T>() + t * d.batch * d.hidden;
+    run_items(d, blk, [&](int64_t begin, int64_t end) { fwd(s, blk, begin, end); });
+  }
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> tree_cell_seq_cpu(
+    const at::Tensor& xproj, const at::Tensor& h0, const at::Tensor& c0,
+    const at::Tensor& weight_hh, const at::Tensor& programs, const at::Tensor& row_program,
+    bool save_for_backward) {
+  constexpr const char* op = "pynas::tree_cell_seq";
+  auto [d, progs, rows] = check_inputs(op, xproj, h0, c0, weight_hh, programs, row_program);
+  const at::Tensor x = xproj.contiguous();
+  const at::Tensor h0c = h0.contiguous();
+  const at::Tensor c0c = c0.contiguous();
+  const at::Tensor w = weight_for_gemm(weight_hh);
+  const auto opts = xproj.options();
+  at::Tensor hs = at::empty({d.steps, d.batch, d.hidden}, opts);
+  at::Tensor cs = at::empty({d.steps, d.batch, d.hidden}, opts);
+  // Without a backward to come, one step's recurrent projection is all the memory needed.
+  at::Tensor hp_all = at::empty({save_for_backward ? d.steps : 1, d.batch, d.base * d.hidden}, opts);
+  if (x.scalar_type() == at::kFloat) {
+    forward_loop<float>(d, x, h0c, c0c, w, progs, rows, hs, hp_all, cs, save_for_backward);
+  } else {
+    forward_loop<double>(d, x, h0c, c0c, w, progs, rows, hs, hp_all, cs, save_for_backward);
+  }
+  at::Tensor h_last = hs.select(0, d.steps - 1).clone();
+  at::Tensor c_last = cs.select(0, d.steps - 1).clone();
+  if (!save_for_backward) {
+    hp_all = at::empty({0, d.batch, d.base * d.hidden}, opts);
+    cs = at::empty({0, d.batch, d.hidden}, opts);
+  }
+  return {hs, h_last, c_last, hp_all, cs};
+}
+
+template <typename T>
+void backward_loop(const Dims& d, const at::Tensor& x, const at::Tensor& c0, const at::Tensor& w,
+                   const at::Tensor& progs, const at::Tensor& rows, const at::Tensor& hp_all,
+                   const at::Tensor& cs, const at::Tensor& grad_hs, at::Tensor& dh,
+                   at::Tensor& dc, at::Tensor& grad_x, at::Tensor& dhp_all) {
+  const PassTable& table = pass_table();
+  auto bwd = [&]() {
+    if constexpr (std::is_same_v<T, float>) {
+      return table.backward_f32;
+    } else {
+      return table.backward_f64;
+    }
+  }();
+  const Blocking blk = cell::make_blocking(d.hidden);
+  const int64_t width = d.base * d.hidden;
+  const int64_t plane = d.batch * d.hidden;
+  const at::Tensor w_t = w.t();
+  cell::BackwardStep<T> s{};
+  s.programs = progs.data_ptr<int64_t>();
+  s.row_program = rows.data_ptr<int64_t>();
+  s.batch = d.batch;
+  s.hidden = d.hidden;
+  s.base = d.base;
+  s.prog_len = d.prog_len;
+  s.dh = dh.data_ptr<T>();
+  s.dc = dc.data_ptr<T>();
+  for (int64_t t = d.steps - 1; t >= 0; --t) {
+    s.xp = x.data_ptr<T>() + t * d.batch * width;
+    s.hp = hp_all.data_ptr<T>() + t * d.batch * width;
+    s.c_prev = t == 0 ? c0.data_ptr<T>() : cs.data_ptr<T>() + (t - 1) * plane;
+    s.dh_extra = grad_hs.data_ptr<T>() + t * plane;
+    s.dxp = grad_x.data_ptr<T>() + t * d.batch * width;
+    s.dhp = dhp_all.data_ptr<T>() + t * d.batch * width;
+    run_items(d, blk, [&](int64_t begin, int64_t end) { bwd(s, blk, begin, end); });
+    at::mm_out(dh, dhp_all.select(0, t), w_t);  // gradient into h_{t-1}
+  }
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> tree_cell_seq_backward_cpu(
+    const at::Tensor& grad_hs, const at::Tensor& grad_h_last, const at::Tensor& grad_c_last,
+    const at::Tensor& xproj, const at::Tensor& h0, const at::Tensor& c0,
+    const at::Tensor& weight_hh, const at::Tensor& programs, const at::Tensor& row_program,
+    const at::Tensor& hs, const at::Tensor& hp_all, const at::Tensor& cs) {
+  constexpr const char* op = "pynas::tree_cell_seq_backward";
+  auto [d, progs, rows] = check_inputs(op, xproj, h0, c0, weight_hh, programs, row_program);
+  const int64_t width = d.base * d.hidden;
+  for (const auto& [name, t] : {std::pair<const char*, const at::Tensor&>{"grad_hs", grad_hs},
+                                {"grad_h_last", grad_h_last},
+                                {"grad_c_last", grad_c_last},
+                                {"hs", hs},
+                                {"hp_all", hp_all},
+                                {"cs", cs}}) {
+    check_float(op, name, t, xproj);
+  }
+  check_shape(op, "grad_hs", grad_hs, {d.steps, d.batch, d.hidden}, "[T, B, H]");
+  check_shape(op, "grad_h_last", grad_h_last, {d.batch, d.hidden}, "[B, H]");
+  check_shape(op, "grad_c_last", grad_c_last, {d.batch, d.hidden}, "[B, H]");
+  check_shape(op, "hs", hs, {d.steps, d.batch, d.hidden}, "[T, B, H]");
+  TORCH_CHECK(hp_all.sizes() == at::IntArrayRef({d.steps, d.batch, width}), op,
+              ": hp_all must have shape [T, B, N*H] = ",
+              at::IntArrayRef({d.steps, d.batch, width}), ", got ", hp_all.sizes(),
+              " (was the forward run with save_for_backward=False?)");
+  check_shape(op, "cs", cs, {d.steps, d.batch, d.hidden}, "[T, B, H]");
+
+  const at::Tensor x = xproj.contiguous();
+  const at::Tensor h0c = h0.contiguous();
+  const at::Tensor c0c = c0.contiguous();
+  const at::Tensor hsc = hs.contiguous();
+  const at::Tensor hpc = hp_all.contiguous();
+  const at::Tensor csc = cs.contiguous();
+  const at::Tensor ghs = grad_hs.contiguous();
+  const at::Tensor w = weight_for_gemm(weight_hh);
+  const auto opts = xproj.options();
+  at::Tensor dh = grad_h_last.contiguous().clone();  // becomes grad_h0
+  at::Tensor dc = grad_c_last.contiguous().clone();  // becomes grad_c0
+  at::Tensor grad_x = at::empty({d.steps, d.batch, width}, opts);
+  at::Tensor dhp_all = at::empty({d.steps, d.batch, width}, opts);
+  if (x.scalar_type() == at::kFloat) {
+    backward_loop<float>(d, x, c0c, w, progs, rows, hpc, csc, ghs, dh, dc, grad_x, dhp_all);
+  } else {
+    backward_loop<double>(d, x, c0c, w, progs, rows, hpc, csc, ghs, dh, dc, grad_x, dhp_all);
+  }
+  // dU = sum_t h_{t-1}^T dhp_t: one GEMM over steps 1..T-1 (h_{t-1} = hs[t-1]), plus h0's step.
+  at::Tensor grad_w = at::empty({d.hidden, width}, opts);
+  at::mm_out(grad_w, h0c.t(), dhp_all.select(0, 0));
+  if (d.steps > 1) {
+    const at::Tensor h_prev = hsc.narrow(0, 0, d.steps - 1).reshape({-1, d.hidden});
+    const at::Tensor dhp_rest = dhp_all.narrow(0, 1, d.steps - 1).reshape({-1, width});
+    grad_w.addmm_(h_prev.t(), dhp_rest);
+  }
+  return {grad_x, dh, dc, grad_w};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(pynas, CPU, m) {
+  m.impl("tree_cell_seq", &tree_cell_seq_cpu);
+  m.impl("tree_cell_seq_backward", &tree_cell_seq_backward_cpu);
+}
+
+TORCH_LIBRARY_IMPL(pynas, CompositeExplicitAutograd, m) {
+  m.impl("tree_cell_isa", &tree_cell_isa);
+}
+
+}  // namespace pynas
