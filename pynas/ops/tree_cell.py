@@ -126,9 +126,7 @@ def tree_cell_sequence(
                 "to say which program each batch row runs"
             )
         row_program = torch.zeros(xproj.shape[1], dtype=torch.int64)
-    save = torch.is_grad_enabled() and any(
-        t.requires_grad for t in (xproj, h0, c0, weight_hh)
-    )
+    save = torch.is_grad_enabled() and any(t.requires_grad for t in (xproj, h0, c0, weight_hh))
     hs, h_last, c_last, _, _ = torch.ops.pynas.tree_cell_seq(
         xproj, h0, c0, weight_hh, programs, row_program, save
     )
@@ -157,9 +155,7 @@ def tree_cell_sequence_reference(
         rows = (row_program == index).nonzero().flatten()
         if rows.numel() == 0:
             continue
-        out, h, c = reference_cell_sequence(
-            cell, xproj[:, rows], h0[rows], c0[rows], weight_hh
-        )
+        out, h, c = reference_cell_sequence(cell, xproj[:, rows], h0[rows], c0[rows], weight_hh)
         hs = _put_rows(hs, rows, out, dim=1)
         h_last = _put_rows(h_last, rows, h, dim=0)
         c_last = _put_rows(c_last, rows, c, dim=0)
@@ -189,6 +185,11 @@ def _check_fake_inputs(xproj, h0, c0, weight_hh, programs, row_program) -> None:
             t.dtype == xproj.dtype,
             lambda name=name, t=t: f"{name} has dtype {t.dtype} but xproj has {xproj.dtype}",
         )
+    for name, t in (("programs", programs), ("row_program", row_program)):
+        torch._check(
+            t.device == xproj.device or t.device.type == "cpu",
+            lambda name=name, t=t: f"{name} is on {t.device}; expected cpu",
+        )
     steps, batch, width = xproj.shape
     hidden = h0.shape[1]
     torch._check(
@@ -201,8 +202,10 @@ def _check_fake_inputs(xproj, h0, c0, weight_hh, programs, row_program) -> None:
     )
     torch._check(
         programs.dim() == 2 and row_program.dim() == 1 and row_program.shape[0] == batch,
-        lambda: f"programs must be [P, 2N+3] and row_program [B]; got {programs.shape}, "
-        f"{row_program.shape}",
+        lambda: (
+            f"programs must be [P, 2N+3] and row_program [B]; got {programs.shape}, "
+            f"{row_program.shape}"
+        ),
     )
 
 
@@ -251,9 +254,7 @@ def _backward(ctx, grad_hs, grad_h_last, grad_c_last, _grad_hp_all, _grad_cs):
     return grad_x, grad_h0, grad_c0, grad_w, None, None, None
 
 
-torch.library.register_autograd(
-    "pynas::tree_cell_seq", _backward, setup_context=_setup_context
-)
+torch.library.register_autograd("pynas::tree_cell_seq", _backward, setup_context=_setup_context)
 
 
 def tree_cell_isa() -> str:

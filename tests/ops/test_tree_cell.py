@@ -148,8 +148,7 @@ def test_gradcheck_random_small_trees(base):
     for trial in range(2):
         cell = random_cell(base, rng)
         inputs = [
-            t.requires_grad_()
-            for t in make_inputs(base, steps=3, batch=2, hidden=3, seed=trial)
+            t.requires_grad_() for t in make_inputs(base, steps=3, batch=2, hidden=3, seed=trial)
         ]
         assert torch.autograd.gradcheck(
             lambda *a, cell=cell: tree_cell_sequence(cell, *a), inputs, eps=1e-6, atol=1e-5
