@@ -11,7 +11,7 @@ from pynas.arch import RNNCell
 from pynas.children.reference_cell import reference_cell_sequence
 
 IMPLS = ("fused", "reference")
-DEFAULT_IMPL = "reference"
+DEFAULT_IMPL = "fused"
 
 
 class TreeCellLayer(nn.Module):
