@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m pynas.train",
         description="Train and score one architecture (one child) and print its reward.",
     )
-    p.add_argument("--task", required=True, choices=["ptb"], help="benchmark task")
+    p.add_argument("--task", required=True, choices=["ptb", "cifar10"], help="benchmark task")
     p.add_argument(
         "--arch",
         required=True,
@@ -60,6 +60,12 @@ def _check_positive(parser: argparse.ArgumentParser, args: argparse.Namespace) -
 
 
 def main(argv: list[str] | None = None) -> int:
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--task")
+    if pre.parse_known_args(argv)[0].task == "cifar10":
+        from pynas import train_cifar10  # its own options: see pynas/train_cifar10.py
+
+        return train_cifar10.main(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     _check_positive(parser, args)
