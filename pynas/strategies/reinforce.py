@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from pynas.controller import Controller, ControllerConfig, compute_gradient
+from pynas.controller.threads import single_thread
 from pynas.spaces.decision import Decisions, DecisionSpace
 from pynas.strategies.base import Strategy
 from pynas.strategies.presets import ReinforceSettings, preset
@@ -85,13 +86,18 @@ class Reinforce(Strategy):
         self._check_n(n)
         if n == 0:
             return []
-        out = self.controller.sample(n, generator=self.generator)
+        with single_thread():
+            out = self.controller.sample(n, generator=self.generator)
         return [self.space.to_arch(self.space.decode(row.tolist())) for row in out.indices]
 
     def tell(self, archs: Sequence[Any], rewards: Sequence[float]) -> None:
         values = self._check_told(archs, rewards)
         for arch, reward in zip(archs, values, strict=True):
             self._buffer.append((self.space.from_arch(arch), reward))
+        with single_thread():
+            self._learn()
+
+    def _learn(self) -> None:
         while len(self._buffer) >= self.batch_size:
             batch, self._buffer = self._buffer[: self.batch_size], self._buffer[self.batch_size :]
             self._grads.append(self.gradient([d for d, _ in batch], [r for _, r in batch]))
@@ -106,7 +112,7 @@ class Reinforce(Strategy):
 
     def log_prob(self, archs: Sequence[Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """Summed log-probability and entropy of `archs` under the current controller."""
-        with torch.no_grad():
+        with torch.no_grad(), single_thread():
             out = self.controller.score(self.indices(archs))
         return out.log_prob, out.entropy
 
