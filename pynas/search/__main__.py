@@ -1,0 +1,5 @@
+import sys
+
+from pynas.search.cli import main
+
+sys.exit(main())

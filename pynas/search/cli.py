@@ -1,0 +1,210 @@
+"""``python -m pynas.search``: run, show and resume an architecture search."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pynas.cli import UsageError, nonnegative_float, positive_int, run_main
+from pynas.search.budgets import BUDGETS, Budget, get_budget
+from pynas.search.display import SearchDisplay
+from pynas.search.loop import Search
+from pynas.search.rundir import RunDir, RunDirError
+from pynas.search.tasks import TASKS, make_task
+from pynas.spaces import DecisionSpace
+from pynas.strategies import PRESETS, RandomSearch, RegularizedEvolution, Reinforce, Strategy
+from pynas.tasks.data import DataError
+
+STRATEGIES = ("reinforce", "random", "evolution")
+META_FORMAT = 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m pynas.search",
+        description=(
+            "Search architectures. New run: --task TASK --run-dir RUN; continue a run that "
+            "stopped or was killed: --resume RUN."
+        ),
+    )
+    p.add_argument(
+        "--task",
+        choices=TASKS,
+        help="ptb: PTB language modelling (needs data); "
+        "toy: a quick smoke/demo task with a synthetic reward, no data",
+    )
+    p.add_argument("--data-dir", help="directory with the task's files (default: $PYNAS_DATA)")
+    p.add_argument("--run-dir", help="empty or new directory for the run's log and checkpoint")
+    p.add_argument("--resume", metavar="RUN", help="continue the search in run directory RUN")
+    names = sorted({n for b in BUDGETS.values() for n in b})
+    p.add_argument(
+        "--budget",
+        default="default",
+        help=f"named budget ({', '.join(names)}); default: finishes in <= 10 min on a laptop",
+    )
+    p.add_argument("--strategy", choices=STRATEGIES, default="reinforce")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="paper", help="REINFORCE settings")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--children", type=positive_int, help="override the budget's child count")
+    p.add_argument(
+        "--time-limit",
+        type=nonnegative_float,
+        metavar="MINUTES",
+        help="override the budget's time limit (0: none)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no live progress display")
+    # test/demo knob of the toy task: seconds each toy child takes
+    p.add_argument("--child-delay", type=nonnegative_float, help=argparse.SUPPRESS)
+    return p
+
+
+def _new_meta(args: argparse.Namespace) -> dict[str, Any]:
+    if args.task is None:
+        raise UsageError("--task is required for a new search (or use --resume RUN)")
+    if args.run_dir is None:
+        raise UsageError("--run-dir is required: the directory for the run's log and checkpoint")
+    try:
+        budget = get_budget(args.task, args.budget)
+    except ValueError as exc:
+        raise UsageError(f"--budget: {exc}") from None
+    changes: dict[str, Any] = {}
+    if args.children is not None:
+        changes["children"] = args.children
+    if args.time_limit is not None:
+        changes["time_limit"] = args.time_limit * 60 or None
+    child = dict(budget.child)
+    if args.child_delay is not None:
+        if args.task != "toy":
+            raise UsageError("--child-delay applies to --task toy only")
+        child["delay"] = args.child_delay
+    settings = {**budget.to_dict(), **changes, "child": child}
+    data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else None
+    return {
+        "format": META_FORMAT,
+        "task": args.task,
+        "budget": args.budget,
+        "budget_settings": settings,
+        "strategy": args.strategy,
+        "preset": args.preset,
+        "seed": args.seed,
+        "data_dir": data_dir,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def make_strategy(meta: dict[str, Any], space: DecisionSpace, budget: Budget) -> Strategy:
+    name, seed = meta["strategy"], meta["seed"]
+    if name == "reinforce":
+        return Reinforce(
+            space,
+            meta["preset"],
+            batch_size=budget.batch_size,
+            grads_per_update=budget.grads_per_update,
+            seed=seed,
+        )
+    if name == "random":
+        return RandomSearch(space, seed=seed)
+    if name == "evolution":
+        return RegularizedEvolution(space, seed=seed)
+    raise UsageError(f"unknown strategy {name!r}; choose one of {list(STRATEGIES)}")
+
+
+def _resume_conflicts(args: argparse.Namespace) -> list[str]:
+    given = {
+        "--task": args.task, "--run-dir": args.run_dir, "--children": args.children,
+        "--time-limit": args.time_limit, "--child-delay": args.child_delay,
+    }  # fmt: skip
+    out = [k for k, v in given.items() if v is not None]
+    defaults = {"--budget": ("budget", "default"), "--strategy": ("strategy", "reinforce"),
+                "--preset": ("preset", "paper"), "--seed": ("seed", 0)}  # fmt: skip
+    out += [k for k, (attr, d) in defaults.items() if getattr(args, attr) != d]
+    return out
+
+
+def main_body(args: argparse.Namespace) -> int:
+    if args.resume:
+        conflicts = _resume_conflicts(args)
+        if conflicts:
+            raise UsageError(
+                f"--resume takes the run's settings from its run.json; drop {', '.join(conflicts)}"
+                " (only --data-dir and --quiet may be given with --resume)"
+            )
+        run = RunDir.open(args.resume)
+        meta = run.meta()
+        if meta.get("format") != META_FORMAT:
+            raise UsageError(f"{run.meta_path}: not a run of this pynas version")
+    else:
+        meta = _new_meta(args)
+        run = None
+    data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else meta["data_dir"]
+    budget = Budget(**meta["budget_settings"])
+    task = make_task(meta["task"], budget.child, meta["seed"], data_dir)  # DataError -> usage
+    if run is None:
+        run = RunDir.create(args.run_dir, meta)
+
+    stream = sys.stderr
+    display = SearchDisplay(budget.children, stream=stream, enabled=not args.quiet)
+    strategy = make_strategy(meta, task.space, budget)
+    search = Search(run, task, strategy, budget, display=display)
+    search.restore()
+    action = "resuming" if args.resume else "starting"
+    limit = f", time limit {budget.time_limit / 60:.1f} min" if budget.time_limit else ""
+    print(
+        f"{action} search: task {task.name}, strategy {strategy.name}"
+        + (f" ({meta['preset']})" if meta["strategy"] == "reinforce" else "")
+        + f", budget {meta['budget']} (up to {budget.children} children, "
+        f"m={budget.batch_size}{limit}), run {run.path}",
+        file=stream,
+        flush=True,
+    )
+    started = time.monotonic()
+    try:
+        summary = search.run_all()
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; continue with --resume {run.path}", file=stream)
+        return 130
+    summary["session_wall_seconds"] = round(time.monotonic() - started, 1)
+    run.write_summary(summary)
+    print_summary(summary, task.space, stream=sys.stdout)
+    print(f"summary written to {run.summary_path}", file=sys.stdout)
+    return 0
+
+
+def print_summary(summary: dict[str, Any], space: DecisionSpace, stream: Any) -> None:
+    trend = summary["reward_trend"]
+    state = "complete" if summary["complete"] else "stopped at the time limit"
+    print(
+        f"\n{summary['children_done']} children ({summary['failed']} failed), {state}, "
+        f"{summary['search_seconds']:.0f}s of search",
+        file=stream,
+    )
+    if trend["batch_means"]:
+        print(
+            f"batch mean reward: first {trend['first_batch_mean']:.4g}, "
+            f"last {trend['last_batch_mean']:.4g}",
+            file=stream,
+        )
+    print("top architectures:", file=stream)
+    for entry in summary["top"][:5]:
+        ppl = f"  ppl {entry['ppl']:.1f}" if isinstance(entry.get("ppl"), (int, float)) else ""
+        print(f"  #{entry['rank']} child {entry['index']}  reward {entry['reward']:.6g}{ppl}",
+              file=stream)  # fmt: skip
+    if summary["top"]:
+        print("best:", file=stream)
+        print(space.render(space.arch_from_json(_json(summary["top"][0]["arch"]))), file=stream)
+
+
+def _json(arch: Any) -> str:
+    import json
+
+    return json.dumps(arch, separators=(",", ":"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    return run_main(build_parser(), main_body, argv, usage_errors=(DataError, RunDirError))

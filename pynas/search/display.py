@@ -1,0 +1,132 @@
+"""Live progress of a search: one updating status line on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from typing import Any, TextIO
+
+from pynas.progress import format_seconds
+
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float], width: int = 24) -> str:
+    values = values[-width:]
+    if not values:
+        return ""
+    lo, hi = min(values), max(values)
+    span = hi - lo
+    return "".join(SPARK[int((v - lo) / span * (len(SPARK) - 1)) if span else 0] for v in values)
+
+
+class SearchDisplay:
+    """Children done/total, best reward (and ppl), reward trend per batch, ETA."""
+
+    def __init__(
+        self,
+        total: int,
+        stream: TextIO | None = None,
+        enabled: bool = True,
+        plain_interval: float = 10.0,
+    ) -> None:
+        self.total = total
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = enabled
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.plain_interval = plain_interval
+        self.done = 0
+        self.failed = 0
+        self.best: dict[str, Any] | None = None
+        self.batch_means: list[float] = []
+        self.start = time.monotonic()
+        self.session_done = 0
+        self._last_plain = 0.0
+
+    # ----- events -----------------------------------------------------------------------------
+    def restored(self, records: list[dict[str, Any]], batch_means: list[float]) -> None:
+        for r in records:
+            self._count(r)
+        self.batch_means = list(batch_means)
+
+    def child(self, record: dict[str, Any], rendered: str | None = None) -> None:
+        improved = self._count(record)
+        self.session_done += 1
+        if improved and rendered is not None:
+            self._clear()
+            self._write(
+                f"new best: child {record['index']} reward {record['reward']:.6g}"
+                f"{_ppl(record)}\n{rendered}\n"
+            )
+        self._status()
+
+    def batch(self, mean_reward: float) -> None:
+        self.batch_means.append(mean_reward)
+        if not self.tty:
+            self._status(force=True)
+
+    def message(self, text: str) -> None:
+        self._clear()
+        self._write(text + "\n")
+
+    def close(self) -> None:
+        if self.enabled and self.tty:
+            self._write("\r" + self.line() + "\x1b[K\n")
+
+    # ----- formatting -------------------------------------------------------------------------
+    def eta_seconds(self) -> float:
+        elapsed = time.monotonic() - self.start
+        if not self.session_done:
+            return math.nan
+        return elapsed / self.session_done * (self.total - self.done)
+
+    def line(self) -> str:
+        best = "-"
+        if self.best is not None:
+            best = f"{self.best['reward']:.4g}{_ppl(self.best)} (child {self.best['index']})"
+        trend = ""
+        if self.batch_means:
+            first, last = self.batch_means[0], self.batch_means[-1]
+            trend = f" | batch mean reward {first:.3g} -> {last:.3g} {sparkline(self.batch_means)}"
+        eta = self.eta_seconds()
+        eta_text = format_seconds(eta) if eta == eta else "?"
+        fails = f" ({self.failed} failed)" if self.failed else ""
+        return (
+            f"children {self.done}/{self.total}{fails} | best {best}{trend} | "
+            f"elapsed {format_seconds(time.monotonic() - self.start)} ETA {eta_text}"
+        )
+
+    def _count(self, record: dict[str, Any]) -> bool:
+        self.done += 1
+        if record.get("status") != "ok":
+            self.failed += 1
+        if self.best is None or record["reward"] > self.best["reward"]:
+            self.best = record
+            return True
+        return False
+
+    def _status(self, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        if self.tty:
+            self._write("\r" + self.line() + "\x1b[K")
+            return
+        now = time.monotonic()
+        if force or now - self._last_plain >= self.plain_interval:
+            self._write(self.line() + "\n")
+            self._last_plain = now
+
+    def _clear(self) -> None:
+        if self.enabled and self.tty:
+            self._write("\r\x1b[K")
+
+    def _write(self, text: str) -> None:
+        if self.enabled:
+            self.stream.write(text)
+            self.stream.flush()
+
+
+def _ppl(record: dict[str, Any]) -> str:
+    ppl = record.get("ppl")
+    return f" (ppl {ppl:.1f})" if isinstance(ppl, (int, float)) else ""
