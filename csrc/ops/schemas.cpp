@@ -18,10 +18,12 @@ TORCH_LIBRARY(pynas, m) {
       "Tensor row_program, bool save_for_backward=True) "
       "-> (Tensor hs, Tensor h_last, Tensor c_last, Tensor hp_all, Tensor cs)");
   // Gradients for xproj, h0, c0 and weight_hh; recomputes the tree from the saved projections.
+  // The gradient of weight_hh is summed with one GEMM per weight_grad_chunk steps (0: one GEMM
+  // over all steps after the loop; a chunk bounds the buffer of recurrent-projection gradients).
   m.def(
       "tree_cell_seq_backward(Tensor grad_hs, Tensor grad_h_last, Tensor grad_c_last, "
       "Tensor xproj, Tensor h0, Tensor c0, Tensor weight_hh, Tensor programs, Tensor row_program, "
-      "Tensor hs, Tensor hp_all, Tensor cs) "
+      "Tensor hs, Tensor hp_all, Tensor cs, int weight_grad_chunk=0) "
       "-> (Tensor grad_xproj, Tensor grad_h0, Tensor grad_c0, Tensor grad_weight_hh)");
   // Which compiled elementwise pass the tree-cell op uses here ("generic", "avx2", "avx512").
   m.def("tree_cell_isa() -> str");

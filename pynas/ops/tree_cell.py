@@ -25,6 +25,10 @@ from pynas.children.reference_cell import reference_cell_sequence
 
 _HEADER = 4  # base, c_out, inject_at, inject_op
 
+#: Steps per GEMM of the backward's weight gradient (0: one GEMM over the whole window after
+#: the time loop). A chunk of k steps keeps only k steps of recurrent-projection gradients.
+WEIGHT_GRAD_CHUNK = 0
+
 
 def _op_code(pair: tuple[str, str]) -> int:
     combine, activation = pair
@@ -227,7 +231,7 @@ def _tree_cell_seq_fake(xproj, h0, c0, weight_hh, programs, row_program, save_fo
 @torch.library.register_fake("pynas::tree_cell_seq_backward")
 def _tree_cell_seq_backward_fake(
     grad_hs, grad_h_last, grad_c_last, xproj, h0, c0, weight_hh, programs, row_program, hs,
-    hp_all, cs,
+    hp_all, cs, weight_grad_chunk=0,
 ):  # fmt: skip
     _check_fake_inputs(xproj, h0, c0, weight_hh, programs, row_program)
     return (
@@ -242,14 +246,22 @@ def _setup_context(ctx, inputs, output) -> None:
     xproj, h0, c0, weight_hh, programs, row_program, save_for_backward = inputs
     hs, _, _, hp_all, cs = output
     ctx.mark_non_differentiable(hp_all, cs)
+    # Unused outputs get no zero-filled gradient (hp_all's alone would be as big as xproj).
+    ctx.set_materialize_grads(False)
     ctx.save_for_backward(xproj, h0, c0, weight_hh, programs, row_program, hs, hp_all, cs)
 
 
 def _backward(ctx, grad_hs, grad_h_last, grad_c_last, _grad_hp_all, _grad_cs):
     xproj, h0, c0, weight_hh, programs, row_program, hs, hp_all, cs = ctx.saved_tensors
+    if grad_hs is None:
+        grad_hs = torch.zeros_like(hs)
+    if grad_h_last is None:
+        grad_h_last = torch.zeros_like(h0)
+    if grad_c_last is None:
+        grad_c_last = torch.zeros_like(c0)
     grad_x, grad_h0, grad_c0, grad_w = torch.ops.pynas.tree_cell_seq_backward(
         grad_hs, grad_h_last, grad_c_last, xproj, h0, c0, weight_hh, programs, row_program,
-        hs, hp_all, cs,
+        hs, hp_all, cs, WEIGHT_GRAD_CHUNK,
     )  # fmt: skip
     return grad_x, grad_h0, grad_c0, grad_w, None, None, None
 

@@ -14,6 +14,7 @@ from pynas.ops import (
     cell_program,
     program_to_cell,
     stack_programs,
+    tree_cell,
     tree_cell_sequence,
     tree_cell_sequence_reference,
 )
@@ -126,6 +127,27 @@ def test_no_grad_forward_matches_and_saves_nothing():
     for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(g, w, rtol=1e-12, atol=1e-12)
     assert raw[3].numel() == 0 and raw[4].numel() == 0
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 100])
+def test_weight_grad_in_chunks_matches_reference(chunk, monkeypatch):
+    """The backward's dU summed with one GEMM per `chunk` steps (ring buffer of d hp)."""
+    monkeypatch.setattr(tree_cell, "WEIGHT_GRAD_CHUNK", chunk)
+    rng = random.Random(chunk)
+    assert_matches_reference(random_cell(4, rng), make_inputs(4, steps=5, batch=3, hidden=4))
+
+
+@pytest.mark.parametrize("used", ["hs", "h_T", "c_T"])
+def test_gradient_of_one_output_only(used):
+    """Outputs that do not reach the loss get no gradient at all (None, not zeros)."""
+    leaves = [t.requires_grad_() for t in make_inputs(8, steps=4, batch=2, hidden=3)]
+    index = ("hs", "h_T", "c_T").index(used)
+    got = tree_cell_sequence(NAS, *leaves)[index].sum()
+    want = reference_cell_sequence(NAS, *leaves)[index].sum()
+    for g, w in zip(
+        torch.autograd.grad(got, leaves), torch.autograd.grad(want, leaves), strict=True
+    ):
+        torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize(
@@ -301,6 +323,11 @@ def test_backward_without_saved_state_is_reported():
     programs = cell_program(NAS)[None]
     out = torch.ops.pynas.tree_cell_seq(xproj, h0, c0, weight_hh, programs, rows, False)
     g = torch.zeros_like(h0)
+    with pytest.raises(RuntimeError, match="weight_grad_chunk = -1"):
+        torch.ops.pynas.tree_cell_seq_backward(
+            torch.zeros_like(h0.expand(2, 3, 4)), g, g, xproj, h0, c0, weight_hh, programs, rows,
+            h0.expand(2, 3, 4), torch.zeros(2, 3, 32, dtype=h0.dtype), h0.expand(2, 3, 4), -1,
+        )  # fmt: skip
     with pytest.raises(RuntimeError, match="save_for_backward=False"):
         torch.ops.pynas.tree_cell_seq_backward(
             torch.zeros_like(out[0]), g, g, xproj, h0, c0, weight_hh, programs, rows, *out[0:1],

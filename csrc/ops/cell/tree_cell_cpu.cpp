@@ -8,6 +8,7 @@
 #include <torch/library.h>
 
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <tuple>
@@ -222,11 +223,35 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> tree_cell
   return {hs, h_last, c_last, hp_all, cs};
 }
 
+// Adds sum_{t in [t0, t0 + len)} h_{t-1}^T dhp_t to grad_w with one GEMM (h_{-1} = h0, which is
+// not contiguous with hs, so a chunk starting at step 0 takes h0's share with a small extra GEMM).
+// dhp holds the chunk's steps in order, dhp[i] = d hp_{t0 + i}.
+void add_weight_grad(at::Tensor& grad_w, bool first, const at::Tensor& h0, const at::Tensor& hs,
+                     const at::Tensor& dhp, int64_t t0, int64_t len) {
+  const int64_t hidden = h0.size(1);
+  const int64_t width = dhp.size(2);
+  const float beta = first ? 0.0f : 1.0f;
+  if (t0 > 0) {
+    const at::Tensor h_prev = hs.narrow(0, t0 - 1, len).reshape({-1, hidden});
+    grad_w.addmm_(h_prev.t(), dhp.narrow(0, 0, len).reshape({-1, width}), beta);
+    return;
+  }
+  grad_w.addmm_(h0.t(), dhp.select(0, 0), beta);
+  if (len > 1) {
+    const at::Tensor h_prev = hs.narrow(0, 0, len - 1).reshape({-1, hidden});
+    grad_w.addmm_(h_prev.t(), dhp.narrow(0, 1, len - 1).reshape({-1, width}));
+  }
+}
+
+// Reverse time loop. d hp_t of the last `chunk` steps is kept in a ring buffer [chunk, B, N*H]:
+// per step it feeds the GEMM for d h_{t-1}; whenever a chunk of steps is complete its share of
+// dU is added with one GEMM over the whole chunk. chunk = T: a single dU GEMM after the loop.
 template <typename T>
-void backward_loop(const Dims& d, const at::Tensor& x, const at::Tensor& c0, const at::Tensor& w,
-                   const at::Tensor& progs, const at::Tensor& rows, const at::Tensor& hp_all,
+void backward_loop(const Dims& d, int64_t chunk, const at::Tensor& x, const at::Tensor& h0,
+                   const at::Tensor& c0, const at::Tensor& w, const at::Tensor& progs,
+                   const at::Tensor& rows, const at::Tensor& hs, const at::Tensor& hp_all,
                    const at::Tensor& cs, const at::Tensor& grad_hs, at::Tensor& dh,
-                   at::Tensor& dc, at::Tensor& grad_x, at::Tensor& dhp_all) {
+                   at::Tensor& dc, at::Tensor& grad_x, at::Tensor& dhp_buf, at::Tensor& grad_w) {
   const PassTable& table = pass_table();
   auto bwd = [&]() {
     if constexpr (std::is_same_v<T, float>) {
@@ -248,15 +273,23 @@ void backward_loop(const Dims& d, const at::Tensor& x, const at::Tensor& c0, con
   s.prog_len = d.prog_len;
   s.dh = dh.data_ptr<T>();
   s.dc = dc.data_ptr<T>();
+  bool first_chunk = true;
   for (int64_t t = d.steps - 1; t >= 0; --t) {
+    const int64_t t0 = (t / chunk) * chunk;  // first step of t's chunk
+    const int64_t slot = t - t0;
     s.xp = x.data_ptr<T>() + t * d.batch * width;
     s.hp = hp_all.data_ptr<T>() + t * d.batch * width;
     s.c_prev = t == 0 ? c0.data_ptr<T>() : cs.data_ptr<T>() + (t - 1) * plane;
     s.dh_extra = grad_hs.data_ptr<T>() + t * plane;
     s.dxp = grad_x.data_ptr<T>() + t * d.batch * width;
-    s.dhp = dhp_all.data_ptr<T>() + t * d.batch * width;
+    s.dhp = dhp_buf.data_ptr<T>() + slot * d.batch * width;
     run_items(d, blk, [&](int64_t begin, int64_t end) { bwd(s, blk, begin, end); });
-    at::mm_out(dh, dhp_all.select(0, t), w_t);  // gradient into h_{t-1}
+    at::mm_out(dh, dhp_buf.select(0, slot), w_t);  // gradient into h_{t-1}
+    if (slot == 0) {
+      add_weight_grad(grad_w, first_chunk, h0, hs, dhp_buf, t0,
+                      std::min(chunk, d.steps - t0));
+      first_chunk = false;
+    }
   }
 }
 
@@ -264,7 +297,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> tree_cell_seq_backwar
     const at::Tensor& grad_hs, const at::Tensor& grad_h_last, const at::Tensor& grad_c_last,
     const at::Tensor& xproj, const at::Tensor& h0, const at::Tensor& c0,
     const at::Tensor& weight_hh, const at::Tensor& programs, const at::Tensor& row_program,
-    const at::Tensor& hs, const at::Tensor& hp_all, const at::Tensor& cs) {
+    const at::Tensor& hs, const at::Tensor& hp_all, const at::Tensor& cs,
+    int64_t weight_grad_chunk) {
   constexpr const char* op = "pynas::tree_cell_seq_backward";
   auto [d, progs, rows] = check_inputs(op, xproj, h0, c0, weight_hh, programs, row_program);
   const int64_t width = d.base * d.hidden;
@@ -285,6 +319,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> tree_cell_seq_backwar
               at::IntArrayRef({d.steps, d.batch, width}), ", got ", hp_all.sizes(),
               " (was the forward run with save_for_backward=False?)");
   check_shape(op, "cs", cs, {d.steps, d.batch, d.hidden}, "[T, B, H]");
+  TORCH_CHECK(weight_grad_chunk >= 0, op, ": weight_grad_chunk = ", weight_grad_chunk,
+              "; expected 0 (all steps in one GEMM) or a positive number of steps");
+  const int64_t chunk = (weight_grad_chunk == 0 || weight_grad_chunk > d.steps)
+                            ? d.steps
+                            : weight_grad_chunk;
 
   const at::Tensor x = xproj.contiguous();
   const at::Tensor h0c = h0.contiguous();
@@ -298,19 +337,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> tree_cell_seq_backwar
   at::Tensor dh = grad_h_last.contiguous().clone();  // becomes grad_h0
   at::Tensor dc = grad_c_last.contiguous().clone();  // becomes grad_c0
   at::Tensor grad_x = at::empty({d.steps, d.batch, width}, opts);
-  at::Tensor dhp_all = at::empty({d.steps, d.batch, width}, opts);
-  if (x.scalar_type() == at::kFloat) {
-    backward_loop<float>(d, x, c0c, w, progs, rows, hpc, csc, ghs, dh, dc, grad_x, dhp_all);
-  } else {
-    backward_loop<double>(d, x, c0c, w, progs, rows, hpc, csc, ghs, dh, dc, grad_x, dhp_all);
-  }
-  // dU = sum_t h_{t-1}^T dhp_t: one GEMM over steps 1..T-1 (h_{t-1} = hs[t-1]), plus h0's step.
+  at::Tensor dhp_buf = at::empty({chunk, d.batch, width}, opts);
   at::Tensor grad_w = at::empty({d.hidden, width}, opts);
-  at::mm_out(grad_w, h0c.t(), dhp_all.select(0, 0));
-  if (d.steps > 1) {
-    const at::Tensor h_prev = hsc.narrow(0, 0, d.steps - 1).reshape({-1, d.hidden});
-    const at::Tensor dhp_rest = dhp_all.narrow(0, 1, d.steps - 1).reshape({-1, width});
-    grad_w.addmm_(h_prev.t(), dhp_rest);
+  if (x.scalar_type() == at::kFloat) {
+    backward_loop<float>(d, chunk, x, h0c, c0c, w, progs, rows, hsc, hpc, csc, ghs, dh, dc,
+                         grad_x, dhp_buf, grad_w);
+  } else {
+    backward_loop<double>(d, chunk, x, h0c, c0c, w, progs, rows, hsc, hpc, csc, ghs, dh, dc,
+                          grad_x, dhp_buf, grad_w);
   }
   return {grad_x, dh, dc, grad_w};
 }

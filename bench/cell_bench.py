@@ -1,0 +1,402 @@
+"""Benchmark of the fused tree-cell op (issue 4): forward + backward of one BPTT window.
+
+For the NAS cell and a random base-8 cell at (B=64, H=200) and (B=20, H=650), T=35, float32:
+
+* ``op``       the fused op (pynas.ops.tree_cell_sequence)
+* ``eager``    the eager reference (pynas.children.reference_cell.reference_cell_sequence)
+* ``compiled`` torch.compile (inductor) of the reference *step*, looped over T in Python
+* ``lstm``     nn.LSTM(H, H) over x [T, B, H] (PyTorch's CPU LSTM; includes its input GEMM)
+* ``floor``    the op's matrix products alone: T x (h @ U), T x (dhp @ U^T), dU over all steps
+
+Inputs that need gradients: xproj and U (h0, c0 are detached, as in truncated-BPTT training).
+Gradients are taken with torch.autograd.grad (nothing accumulates into .grad between runs).
+Methods are timed round-robin (one run of each in turn) so that machine noise hits all alike;
+medians are reported. Peak memory = the highest running total of CPU allocator bytes (profiler
+memory events) during one forward + backward, inputs excluded.
+
+    python bench/cell_bench.py                 # the table (a few minutes on 2 cores)
+    python bench/cell_bench.py --ptb           # plus end-to-end PTB training tokens/s
+    python bench/cell_bench.py --quick         # fewer repetitions, no torch.compile
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import re
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.profiler import ProfilerActivity, profile
+
+from pynas.arch import ACTIVATIONS, COMBINES, NAMED_CELLS, RNNCell
+from pynas.children.reference_cell import reference_cell_sequence, reference_cell_step
+from pynas.ops import cell_program, tree_cell_isa, tree_cell_sequence
+
+STEPS = 35
+SHAPES = ((64, 200), (20, 650))
+BASE = 8
+
+
+def random_base8_cell(seed: int = 0) -> RNNCell:
+    rng = random.Random(seed)
+    nodes = tuple((rng.choice(COMBINES), rng.choice(ACTIVATIONS)) for _ in range(2 * BASE - 1))
+    return RNNCell(
+        base=BASE,
+        nodes=nodes,
+        inject=(rng.choice(COMBINES), rng.choice(ACTIVATIONS)),
+        c_out=rng.randrange(2 * BASE - 1),
+        inject_at=rng.randrange(2 * BASE - 1),
+    )
+
+
+# ----- measurement helpers ---------------------------------------------------------------------
+
+
+def peak_bytes(fn: Callable[[], object]) -> int:
+    """Highest running total of allocator bytes while fn runs (allocations made before the
+    call, e.g. the inputs, are not counted; memory fn frees again is)."""
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+    events.sort(key=lambda e: e.start_ns())
+    current = peak = 0
+    for e in events:
+        current += e.nbytes()
+        peak = max(peak, current)
+    return peak
+
+
+def round_robin(fns: dict[str, Callable[[], object]], reps: int, warmup: int) -> dict[str, float]:
+    """Median seconds per call for each fn, timed one call of each in turn."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(reps):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+# ----- the methods ------------------------------------------------------------------------------
+
+
+@dataclass
+class Case:
+    arch_name: str
+    arch: RNNCell
+    batch: int
+    hidden: int
+    xproj: torch.Tensor = field(init=False)
+    h0: torch.Tensor = field(init=False)
+    c0: torch.Tensor = field(init=False)
+    weight: torch.Tensor = field(init=False)
+    grad_hs: torch.Tensor = field(init=False)
+
+    def __post_init__(self) -> None:
+        gen = torch.Generator().manual_seed(0)
+        b, h, width = self.batch, self.hidden, BASE * self.hidden
+        self.xproj = torch.randn(STEPS, b, width, generator=gen).requires_grad_()
+        self.h0 = torch.randn(b, h, generator=gen) * 0.1
+        self.c0 = torch.randn(b, h, generator=gen) * 0.1
+        self.weight = (torch.randn(h, width, generator=gen) / h**0.5).requires_grad_()
+        self.grad_hs = torch.randn(STEPS, b, h, generator=gen)
+
+
+def fwd_bwd(seq_fn: Callable, case: Case) -> Callable[[], object]:
+    def run():
+        hs, _, _ = seq_fn(case.arch, case.xproj, case.h0, case.c0, case.weight)
+        return torch.autograd.grad(hs, (case.xproj, case.weight), case.grad_hs)
+
+    return run
+
+
+def fwd_only(seq_fn: Callable, case: Case) -> Callable[[], object]:
+    def run():
+        with torch.no_grad():
+            return seq_fn(case.arch, case.xproj, case.h0, case.c0, case.weight)
+
+    return run
+
+
+def compiled_sequence(arch: RNNCell) -> Callable:
+    def step(xp, h, c, weight_hh):
+        return reference_cell_step(arch, xp, h @ weight_hh, c)
+
+    compiled = torch.compile(step, dynamic=False)
+
+    def seq(_arch, xproj, h0, c0, weight_hh):
+        h, c = h0, c0
+        outs = []
+        for t in range(xproj.shape[0]):
+            h, c = compiled(xproj[t], h, c, weight_hh)
+            outs.append(h)
+        return torch.stack(outs), h, c
+
+    return seq
+
+
+def floor_fns(case: Case) -> tuple[Callable[[], None], Callable[[], None]]:
+    """The op's matrix products alone, into preallocated buffers: forward and forward+backward."""
+    b, h, width = case.batch, case.hidden, BASE * case.hidden
+    u = case.weight.detach()
+    hs = torch.randn(STEPS, b, h)
+    hp = torch.empty(STEPS, b, width)
+    dh = torch.empty(b, h)
+    gu = torch.empty(h, width)
+
+    def forward() -> None:
+        for t in range(STEPS):
+            torch.mm(hs[t - 1] if t else case.h0, u, out=hp[t])
+
+    def both() -> None:
+        forward()
+        for t in range(STEPS - 1, -1, -1):
+            torch.mm(hp[t], u.t(), out=dh)
+        torch.mm(case.h0.t(), hp[0], out=gu)
+        gu.addmm_(hs[:-1].reshape(-1, h).t(), hp[1:].reshape(-1, width))
+
+    return forward, both
+
+
+def lstm_fns(case: Case) -> tuple[Callable[[], object], Callable[[], object]]:
+    torch.manual_seed(0)
+    lstm = nn.LSTM(case.hidden, case.hidden)
+    x = torch.randn(STEPS, case.batch, case.hidden, requires_grad=True)
+    params = (x, *lstm.parameters())
+
+    def forward():
+        with torch.no_grad():
+            return lstm(x)
+
+    def both():
+        out, _ = lstm(x)
+        return torch.autograd.grad(out, params, case.grad_hs)
+
+    return forward, both
+
+
+def lstm_path() -> str:
+    """Which kernel nn.LSTM's forward+backward ran on this machine (from the profiler)."""
+    lstm = nn.LSTM(8, 8)
+    x = torch.randn(3, 2, 8, requires_grad=True)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        out, _ = lstm(x)
+        out.sum().backward()
+    names = {e.key for e in prof.key_averages()}
+    if any("mkldnn_rnn" in n for n in names):
+        return "oneDNN (aten::mkldnn_rnn_layer)"
+    return "ATen native (" + ", ".join(sorted(n for n in names if "lstm" in n.lower())) + ")"
+
+
+# ----- one case -----------------------------------------------------------------------------------
+
+
+def bench_case(case: Case, reps: int, warmup: int, with_compile: bool, with_lstm: bool) -> dict:
+    floor_f, floor_fb = floor_fns(case)
+    fb = {
+        "op": fwd_bwd(tree_cell_sequence, case),
+        "eager": fwd_bwd(reference_cell_sequence, case),
+        "floor": floor_fb,
+    }
+    fo = {
+        "op": fwd_only(tree_cell_sequence, case),
+        "eager": fwd_only(reference_cell_sequence, case),
+        "floor": floor_f,
+    }
+    if with_compile:
+        seq = compiled_sequence(case.arch)
+        start = time.perf_counter()
+        fwd_bwd(seq, case)()  # compiles forward and backward graphs
+        compile_s = time.perf_counter() - start
+        fb["compiled"] = fwd_bwd(seq, case)
+        fo["compiled"] = fwd_only(seq, case)
+    if with_lstm:
+        lstm_f, lstm_fb = lstm_fns(case)
+        fb["lstm"], fo["lstm"] = lstm_fb, lstm_f
+    result = {
+        "arch": case.arch_name,
+        "B": case.batch,
+        "H": case.hidden,
+        "T": STEPS,
+        "fwd_bwd_ms": {k: v * 1e3 for k, v in round_robin(fb, reps, warmup).items()},
+        "fwd_ms": {k: v * 1e3 for k, v in round_robin(fo, reps, warmup).items()},
+        "peak_mb": {
+            k: peak_bytes(fn) / 2**20 for k, fn in fb.items() if k not in ("floor",)
+        },
+    }
+    if with_compile:
+        result["compile_s"] = compile_s
+    # Where the op's time goes: its two compiled ops called directly, vs their GEMMs alone.
+    result["parts_ms"] = op_parts(case, reps, warmup)
+    return result
+
+
+def op_parts(case: Case, reps: int, warmup: int) -> dict[str, float]:
+    x, u = case.xproj.detach(), case.weight.detach()
+    programs = cell_program(case.arch)[None]
+    rows = torch.zeros(case.batch, dtype=torch.int64)
+    out = torch.ops.pynas.tree_cell_seq(x, case.h0, case.c0, u, programs, rows, True)
+    zeros = torch.zeros(case.batch, case.hidden)
+    floor_f, floor_fb = floor_fns(case)
+    b, h, width = case.batch, case.hidden, BASE * case.hidden
+    hp = torch.randn(STEPS, b, width)
+    dh = torch.empty(b, h)
+    gu = torch.empty(h, width)
+    hs = out[0]
+
+    def floor_b() -> None:
+        for t in range(STEPS - 1, -1, -1):
+            torch.mm(hp[t], u.t(), out=dh)
+        torch.mm(case.h0.t(), hp[0], out=gu)
+        gu.addmm_(hs[:-1].reshape(-1, h).t(), hp[1:].reshape(-1, width))
+
+    fns = {
+        "op_forward": lambda: torch.ops.pynas.tree_cell_seq(
+            x, case.h0, case.c0, u, programs, rows, True
+        ),
+        "op_backward": lambda: torch.ops.pynas.tree_cell_seq_backward(
+            case.grad_hs, zeros, zeros, x, case.h0, case.c0, u, programs, rows, *out[0:1],
+            out[3], out[4],
+        ),  # fmt: skip
+        "gemm_forward": floor_f,
+        "gemm_backward": floor_b,
+    }
+    return {k: v * 1e3 for k, v in round_robin(fns, reps, warmup).items()}
+
+
+# ----- end-to-end PTB ---------------------------------------------------------------------------
+
+
+def ptb_tokens_per_second(impl: str, train_tokens: int, data_dir: str) -> tuple[float, str]:
+    cmd = [
+        sys.executable, "-m", "pynas.train", "--task", "ptb", "--arch", "nas_cell",
+        "--epochs", "1", "--hidden", "200", "--data-dir", data_dir, "--impl", impl,
+        "--train-tokens", str(train_tokens), "--valid-tokens", "2000",
+    ]  # fmt: skip
+    env = dict(os.environ, OMP_NUM_THREADS="2")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+    text = proc.stdout + proc.stderr
+    match = re.findall(r"([0-9.]+) tokens/s", text)
+    if not match:
+        raise RuntimeError(f"no tokens/s in the output of {' '.join(cmd)}:\n{text}")
+    return float(match[-1]), " ".join(cmd[1:])
+
+
+# ----- report -----------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    try:
+        lines = subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
+        keep = ("Model name", "CPU(s):", "Thread(s) per core", "L2 cache", "L3 cache")
+        info = "; ".join(" ".join(ln.split()) for ln in lines if ln.startswith(keep))
+    except OSError:
+        info = platform.processor()
+    return info
+
+
+def markdown(results: list[dict]) -> str:
+    rows = [
+        "| cell | B×H | method | fwd ms | fwd+bwd ms | ÷ floor | op speed-up | peak MB | ÷ eager |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        fb, fo, mem = r["fwd_bwd_ms"], r["fwd_ms"], r["peak_mb"]
+        for method in ("op", "eager", "compiled", "lstm", "floor"):
+            if method not in fb:
+                continue
+            speed = "" if method in ("op", "floor") else f"{fb[method] / fb['op']:.2f}×"
+            peak = f"{mem[method]:.1f}" if method in mem else ""
+            rel = f"{mem[method] / mem['eager']:.2f}" if method in mem else ""
+            rows.append(
+                f"| {r['arch']} | {r['B']}×{r['H']} | {method} | {fo[method]:.1f} | "
+                f"{fb[method]:.1f} | {fb[method] / fb['floor']:.2f} | {speed} | {peak} | {rel} |"
+            )
+    return "\n".join(rows)
+
+
+def parts_markdown(results: list[dict]) -> str:
+    rows = [
+        "| cell | B×H | op fwd | GEMMs fwd | op bwd | GEMMs bwd | elementwise+overhead fwd / bwd |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        p = r["parts_ms"]
+        rows.append(
+            f"| {r['arch']} | {r['B']}×{r['H']} | {p['op_forward']:.1f} | "
+            f"{p['gemm_forward']:.1f} | {p['op_backward']:.1f} | {p['gemm_backward']:.1f} | "
+            f"{p['op_forward'] - p['gemm_forward']:.1f} / "
+            f"{p['op_backward'] - p['gemm_backward']:.1f} |"
+        )
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--reps", type=int, default=15)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="5 reps, no torch.compile")
+    parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument("--ptb", action="store_true", help="also end-to-end PTB tokens/s")
+    parser.add_argument("--ptb-tokens", type=int, default=60000)
+    parser.add_argument("--data-dir", default=os.environ.get("PYNAS_DATA", "../shared/data/ptb"))
+    parser.add_argument("--json", help="write raw results here")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.reps, args.warmup, args.no_compile = 5, 1, True
+    torch.set_num_threads(args.threads)
+
+    load_before = os.getloadavg()
+    print(f"machine: {machine()}", flush=True)
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"tree-cell pass: {tree_cell_isa()}, nn.LSTM path: {lstm_path()}", flush=True)  # fmt: skip
+    random_cell = random_base8_cell(0)
+    print(f"random base-8 cell (seed 0): {random_cell.to_json()}", flush=True)
+    results = []
+    for batch, hidden in SHAPES:
+        for name, arch in (("nas_cell", NAMED_CELLS["nas_cell"]), ("random8", random_cell)):
+            case = Case(name, arch, batch, hidden)
+            r = bench_case(case, args.reps, args.warmup, not args.no_compile, name == "nas_cell")
+            results.append(r)
+            print(json.dumps(r), flush=True)
+    report = {
+        "machine": machine(),
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "threads": args.threads,
+        "isa": tree_cell_isa(),
+        "cases": results,
+    }
+    if args.ptb:
+        tps = {}
+        for impl in ("fused", "reference"):
+            tps[impl], cmd = ptb_tokens_per_second(impl, args.ptb_tokens, args.data_dir)
+            print(f"PTB {impl}: {tps[impl]:.0f} tokens/s  ({cmd})", flush=True)
+        report["ptb_tokens_per_second"] = tps
+    print()
+    print(markdown(results))
+    print()
+    print(parts_markdown(results))
+    print(f"\nload average before {load_before}, after {os.getloadavg()}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
