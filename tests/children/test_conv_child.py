@@ -10,6 +10,15 @@ from pynas.arch import NAMED_CONV_NETS, ConvNet
 from pynas.children.conv_net import ConvChild, count_parameters
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small ops on shared cores run far faster on one thread; restore afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def net(*layers):
     """layers: (fh, fw, filters, stride, inputs[, extra dict])."""
     out = []
