@@ -16,6 +16,8 @@ class Budget:
     batch_size: int  # m: architectures per controller batch (and per ask)
     grads_per_update: int  # g: batch gradients accumulated per controller update
     child: dict[str, Any] = field(default_factory=dict)  # task-specific child settings
+    # REINFORCE settings changed on top of the chosen preset (e.g. a larger lr for few updates)
+    reinforce: dict[str, Any] = field(default_factory=dict)
     time_limit: float | None = None
     description: str = ""
 
@@ -82,7 +84,14 @@ def _default_ptb() -> Budget:
 
 
 def _default_toy() -> Budget:
-    return Budget(children=96, batch_size=8, grads_per_update=1, child={"delay": 0.0})
+    return Budget(
+        children=160,
+        batch_size=8,
+        grads_per_update=1,
+        child={"delay": 0.0},
+        reinforce={"lr": 0.03},
+        description="synthetic smoke/demo task: a reward over 6 decisions, no training",
+    )
 
 
 BUDGETS = {

@@ -10,6 +10,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from pynas.cli import UsageError, nonnegative_float, positive_int, run_main
 from pynas.search.budgets import BUDGETS, Budget, get_budget
 from pynas.search.display import SearchDisplay
@@ -56,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=nonnegative_float,
         metavar="MINUTES",
         help="override the budget's time limit (0: none)",
+    )
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        default=1,
+        help="torch threads (default 1: fastest for small children and on a loaded machine)",
     )
     p.add_argument("--quiet", action="store_true", help="no live progress display")
     # test/demo knob of the toy task: seconds each toy child takes
@@ -106,6 +114,7 @@ def make_strategy(meta: dict[str, Any], space: DecisionSpace, budget: Budget) ->
             batch_size=budget.batch_size,
             grads_per_update=budget.grads_per_update,
             seed=seed,
+            **budget.reinforce,
         )
     if name == "random":
         return RandomSearch(space, seed=seed)
@@ -132,7 +141,7 @@ def main_body(args: argparse.Namespace) -> int:
         if conflicts:
             raise UsageError(
                 f"--resume takes the run's settings from its run.json; drop {', '.join(conflicts)}"
-                " (only --data-dir and --quiet may be given with --resume)"
+                " (only --data-dir, --threads and --quiet may be given with --resume)"
             )
         run = RunDir.open(args.resume)
         meta = run.meta()
@@ -147,6 +156,7 @@ def main_body(args: argparse.Namespace) -> int:
     if run is None:
         run = RunDir.create(args.run_dir, meta)
 
+    torch.set_num_threads(args.threads)
     stream = sys.stderr
     display = SearchDisplay(budget.children, stream=stream, enabled=not args.quiet)
     strategy = make_strategy(meta, task.space, budget)
@@ -156,7 +166,11 @@ def main_body(args: argparse.Namespace) -> int:
     limit = f", time limit {budget.time_limit / 60:.1f} min" if budget.time_limit else ""
     print(
         f"{action} search: task {task.name}, strategy {strategy.name}"
-        + (f" ({meta['preset']})" if meta["strategy"] == "reinforce" else "")
+        + (
+            f" (preset {meta['preset']}, lr {strategy.settings.lr:g})"
+            if isinstance(strategy, Reinforce)
+            else ""
+        )
         + f", budget {meta['budget']} (up to {budget.children} children, "
         f"m={budget.batch_size}{limit}), run {run.path}",
         file=stream,
