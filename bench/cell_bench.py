@@ -40,7 +40,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from pynas.arch import ACTIVATIONS, COMBINES, NAMED_CELLS, RNNCell
 from pynas.children.reference_cell import reference_cell_sequence, reference_cell_step
-from pynas.ops import cell_program, tree_cell_isa, tree_cell_sequence
+from pynas.ops import cell_program, tree_cell, tree_cell_isa, tree_cell_sequence
 
 STEPS = 35
 SHAPES = ((64, 200), (20, 650))
@@ -74,6 +74,16 @@ def peak_bytes(fn: Callable[[], object]) -> int:
         current += e.nbytes()
         peak = max(peak, current)
     return peak
+
+
+def held_bytes(fn: Callable[[], object]) -> int:
+    """Bytes allocated while fn runs and still held by its result when it returns: for a
+    forward pass with autograd on, the outputs plus everything saved for the backward."""
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        result = fn()
+    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+    del result
+    return sum(e.nbytes() for e in events)
 
 
 def round_robin(fns: dict[str, Callable[[], object]], reps: int, warmup: int) -> dict[str, float]:
@@ -115,10 +125,29 @@ class Case:
         self.grad_hs = torch.randn(STEPS, b, h, generator=gen)
 
 
-def fwd_bwd(seq_fn: Callable, case: Case) -> Callable[[], object]:
+def fwd_bwd(seq_fn: Callable, case: Case, chunk: int | None = None) -> Callable[[], object]:
+    """Forward + backward; with `chunk`, the op's dU is summed per chunk of steps."""
+
     def run():
         hs, _, _ = seq_fn(case.arch, case.xproj, case.h0, case.c0, case.weight)
         return torch.autograd.grad(hs, (case.xproj, case.weight), case.grad_hs)
+
+    if chunk is None:
+        return run
+
+    def run_chunked():
+        old, tree_cell.WEIGHT_GRAD_CHUNK = tree_cell.WEIGHT_GRAD_CHUNK, chunk
+        try:
+            return run()
+        finally:
+            tree_cell.WEIGHT_GRAD_CHUNK = old
+
+    return run_chunked
+
+
+def fwd_graph(seq_fn: Callable, case: Case) -> Callable[[], object]:
+    def run():
+        return seq_fn(case.arch, case.xproj, case.h0, case.c0, case.weight)
 
     return run
 
@@ -171,7 +200,7 @@ def floor_fns(case: Case) -> tuple[Callable[[], None], Callable[[], None]]:
     return forward, both
 
 
-def lstm_fns(case: Case) -> tuple[Callable[[], object], Callable[[], object]]:
+def lstm_fns(case: Case) -> dict[str, Callable[[], object]]:
     torch.manual_seed(0)
     lstm = nn.LSTM(case.hidden, case.hidden)
     x = torch.randn(STEPS, case.batch, case.hidden, requires_grad=True)
@@ -185,7 +214,7 @@ def lstm_fns(case: Case) -> tuple[Callable[[], object], Callable[[], object]]:
         out, _ = lstm(x)
         return torch.autograd.grad(out, params, case.grad_hs)
 
-    return forward, both
+    return {"fwd": forward, "graph": lambda: lstm(x), "fwd_bwd": both}
 
 
 def lstm_path() -> str:
@@ -204,10 +233,14 @@ def lstm_path() -> str:
 # ----- one case -----------------------------------------------------------------------------------
 
 
+CHUNK = 7  # steps per dU GEMM in the "op_chunk7" variant (35 = 5 chunks)
+
+
 def bench_case(case: Case, reps: int, warmup: int, with_compile: bool, with_lstm: bool) -> dict:
     floor_f, floor_fb = floor_fns(case)
     fb = {
         "op": fwd_bwd(tree_cell_sequence, case),
+        "op_chunk7": fwd_bwd(tree_cell_sequence, case, chunk=CHUNK),
         "eager": fwd_bwd(reference_cell_sequence, case),
         "floor": floor_fb,
     }
@@ -216,6 +249,11 @@ def bench_case(case: Case, reps: int, warmup: int, with_compile: bool, with_lstm
         "eager": fwd_only(reference_cell_sequence, case),
         "floor": floor_f,
     }
+    graph = {
+        "op": fwd_graph(tree_cell_sequence, case),
+        "eager": fwd_graph(reference_cell_sequence, case),
+    }
+    compile_s = None
     if with_compile:
         seq = compiled_sequence(case.arch)
         start = time.perf_counter()
@@ -223,25 +261,24 @@ def bench_case(case: Case, reps: int, warmup: int, with_compile: bool, with_lstm
         compile_s = time.perf_counter() - start
         fb["compiled"] = fwd_bwd(seq, case)
         fo["compiled"] = fwd_only(seq, case)
+        graph["compiled"] = fwd_graph(seq, case)
     if with_lstm:
-        lstm_f, lstm_fb = lstm_fns(case)
-        fb["lstm"], fo["lstm"] = lstm_fb, lstm_f
-    result = {
+        lstm = lstm_fns(case)
+        fb["lstm"], fo["lstm"], graph["lstm"] = lstm["fwd_bwd"], lstm["fwd"], lstm["graph"]
+    graph["op_chunk7"] = graph["op"]  # same forward
+    return {
         "arch": case.arch_name,
         "B": case.batch,
         "H": case.hidden,
         "T": STEPS,
         "fwd_bwd_ms": {k: v * 1e3 for k, v in round_robin(fb, reps, warmup).items()},
         "fwd_ms": {k: v * 1e3 for k, v in round_robin(fo, reps, warmup).items()},
-        "peak_mb": {
-            k: peak_bytes(fn) / 2**20 for k, fn in fb.items() if k not in ("floor",)
-        },
+        "peak_mb": {k: peak_bytes(fn) / 2**20 for k, fn in fb.items() if k != "floor"},
+        "held_after_fwd_mb": {k: held_bytes(fn) / 2**20 for k, fn in graph.items()},
+        "compile_s": compile_s,
+        # Where the op's time goes: its two compiled ops called directly vs their GEMMs alone.
+        "parts_ms": op_parts(case, reps, warmup),
     }
-    if with_compile:
-        result["compile_s"] = compile_s
-    # Where the op's time goes: its two compiled ops called directly, vs their GEMMs alone.
-    result["parts_ms"] = op_parts(case, reps, warmup)
-    return result
 
 
 def op_parts(case: Case, reps: int, warmup: int) -> dict[str, float]:
@@ -268,8 +305,18 @@ def op_parts(case: Case, reps: int, warmup: int) -> dict[str, float]:
             x, case.h0, case.c0, u, programs, rows, True
         ),
         "op_backward": lambda: torch.ops.pynas.tree_cell_seq_backward(
-            case.grad_hs, zeros, zeros, x, case.h0, case.c0, u, programs, rows, *out[0:1],
-            out[3], out[4],
+            case.grad_hs,
+            zeros,
+            zeros,
+            x,
+            case.h0,
+            case.c0,
+            u,
+            programs,
+            rows,
+            *out[0:1],
+            out[3],
+            out[4],
         ),  # fmt: skip
         "gemm_forward": floor_f,
         "gemm_backward": floor_b,
@@ -310,20 +357,28 @@ def machine() -> str:
 
 def markdown(results: list[dict]) -> str:
     rows = [
-        "| cell | B×H | method | fwd ms | fwd+bwd ms | ÷ floor | op speed-up | peak MB | ÷ eager |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+        "| cell | B×H | method | fwd ms | fwd+bwd ms | ÷ floor | op speed-up | "
+        "peak MB fwd+bwd | ÷ eager | held after fwd MB | ÷ eager |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
-        fb, fo, mem = r["fwd_bwd_ms"], r["fwd_ms"], r["peak_mb"]
-        for method in ("op", "eager", "compiled", "lstm", "floor"):
+        fb, fo, peak, held = r["fwd_bwd_ms"], r["fwd_ms"], r["peak_mb"], r["held_after_fwd_mb"]
+        for method in ("op", "op_chunk7", "eager", "compiled", "lstm", "floor"):
             if method not in fb:
                 continue
             speed = "" if method in ("op", "floor") else f"{fb[method] / fb['op']:.2f}×"
-            peak = f"{mem[method]:.1f}" if method in mem else ""
-            rel = f"{mem[method] / mem['eager']:.2f}" if method in mem else ""
+            fwd = f"{fo[method]:.1f}" if method in fo else ""
+            mem = ["", "", "", ""]
+            if method in peak:
+                mem = [
+                    f"{peak[method]:.1f}",
+                    f"{peak[method] / peak['eager']:.2f}",
+                    f"{held[method]:.1f}",
+                    f"{held[method] / held['eager']:.2f}",
+                ]
             rows.append(
-                f"| {r['arch']} | {r['B']}×{r['H']} | {method} | {fo[method]:.1f} | "
-                f"{fb[method]:.1f} | {fb[method] / fb['floor']:.2f} | {speed} | {peak} | {rel} |"
+                f"| {r['arch']} | {r['B']}×{r['H']} | {method} | {fwd} | {fb[method]:.1f} | "
+                f"{fb[method] / fb['floor']:.2f} | {speed} | " + " | ".join(mem) + " |"
             )
     return "\n".join(rows)
 
@@ -362,8 +417,11 @@ def main(argv: list[str] | None = None) -> int:
 
     load_before = os.getloadavg()
     print(f"machine: {machine()}", flush=True)
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
-          f"tree-cell pass: {tree_cell_isa()}, nn.LSTM path: {lstm_path()}", flush=True)  # fmt: skip
+    print(
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
+        f"tree-cell pass: {tree_cell_isa()}, nn.LSTM path: {lstm_path()}",
+        flush=True,
+    )
     random_cell = random_base8_cell(0)
     print(f"random base-8 cell (seed 0): {random_cell.to_json()}", flush=True)
     results = []

@@ -12,10 +12,11 @@ TORCH_LIBRARY(pynas, m) {
   // row, see csrc/ops/cell/cell_math.h), row_program [B] int (which program each batch row runs).
   // Returns h for every step [T, B, H], h_T, c_T, and what the backward needs: the recurrent
   // projections hp_all [T, B, N*H] and c for every step cs [T, B, H] (both empty when
-  // save_for_backward is false).
+  // save_for_backward is false). donate_saved: the caller does not keep hp_all, so autograd's
+  // backward may overwrite it with grad_xproj when the graph is not retained.
   m.def(
       "tree_cell_seq(Tensor xproj, Tensor h0, Tensor c0, Tensor weight_hh, Tensor programs, "
-      "Tensor row_program, bool save_for_backward=True) "
+      "Tensor row_program, bool save_for_backward=True, bool donate_saved=False) "
       "-> (Tensor hs, Tensor h_last, Tensor c_last, Tensor hp_all, Tensor cs)");
   // Gradients for xproj, h0, c0 and weight_hh; recomputes the tree from the saved projections.
   // The gradient of weight_hh is summed with one GEMM per weight_grad_chunk steps (0: one GEMM
@@ -25,6 +26,13 @@ TORCH_LIBRARY(pynas, m) {
       "Tensor xproj, Tensor h0, Tensor c0, Tensor weight_hh, Tensor programs, Tensor row_program, "
       "Tensor hs, Tensor hp_all, Tensor cs, int weight_grad_chunk=0) "
       "-> (Tensor grad_xproj, Tensor grad_h0, Tensor grad_c0, Tensor grad_weight_hh)");
+  // The same backward, writing grad_xproj over hp_all (which must not be needed again: autograd
+  // uses it when the graph is not retained) instead of allocating a [T, B, N*H] buffer.
+  m.def(
+      "tree_cell_seq_backward_donate(Tensor grad_hs, Tensor grad_h_last, Tensor grad_c_last, "
+      "Tensor xproj, Tensor h0, Tensor c0, Tensor weight_hh, Tensor programs, "
+      "Tensor row_program, Tensor hs, Tensor(a!) hp_all, Tensor cs, int weight_grad_chunk=0) "
+      "-> (Tensor grad_h0, Tensor grad_c0, Tensor grad_weight_hh)");
   // Which compiled elementwise pass the tree-cell op uses here ("generic", "avx2", "avx512").
   m.def("tree_cell_isa() -> str");
 }

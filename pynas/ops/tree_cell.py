@@ -131,8 +131,9 @@ def tree_cell_sequence(
             )
         row_program = torch.zeros(xproj.shape[1], dtype=torch.int64)
     save = torch.is_grad_enabled() and any(t.requires_grad for t in (xproj, h0, c0, weight_hh))
+    # hp_all and cs stay private to autograd, so the backward may reuse hp_all's memory.
     hs, h_last, c_last, _, _ = torch.ops.pynas.tree_cell_seq(
-        xproj, h0, c0, weight_hh, programs, row_program, save
+        xproj, h0, c0, weight_hh, programs, row_program, save, True
     )
     return hs, h_last, c_last
 
@@ -214,7 +215,9 @@ def _check_fake_inputs(xproj, h0, c0, weight_hh, programs, row_program) -> None:
 
 
 @torch.library.register_fake("pynas::tree_cell_seq")
-def _tree_cell_seq_fake(xproj, h0, c0, weight_hh, programs, row_program, save_for_backward=True):
+def _tree_cell_seq_fake(
+    xproj, h0, c0, weight_hh, programs, row_program, save_for_backward=True, donate_saved=False
+):
     _check_fake_inputs(xproj, h0, c0, weight_hh, programs, row_program)
     steps, batch, width = xproj.shape
     hidden = h0.shape[1]
@@ -242,9 +245,35 @@ def _tree_cell_seq_backward_fake(
     )
 
 
+#: Let the backward overwrite the saved projections with grad_xproj when the forward was called
+#: with donate_saved (as tree_cell_sequence does: it never hands hp_all out) and autograd will
+#: free them anyway (graph not retained, eager mode). Saves one [T, B, N*H] buffer at the peak.
+DONATE_SAVED = True
+
+
+def _may_donate(hp_all: torch.Tensor) -> bool:
+    return (
+        DONATE_SAVED
+        and type(hp_all) is torch.Tensor
+        and hp_all.is_contiguous()
+        and not torch.compiler.is_compiling()
+        and not torch._C._autograd._get_current_graph_task_keep_graph()
+    )
+
+
+@torch.library.register_fake("pynas::tree_cell_seq_backward_donate")
+def _tree_cell_seq_backward_donate_fake(
+    grad_hs, grad_h_last, grad_c_last, xproj, h0, c0, weight_hh, programs, row_program, hs,
+    hp_all, cs, weight_grad_chunk=0,
+):  # fmt: skip
+    _check_fake_inputs(xproj, h0, c0, weight_hh, programs, row_program)
+    return torch.empty_like(h0), torch.empty_like(c0), torch.empty_like(weight_hh)
+
+
 def _setup_context(ctx, inputs, output) -> None:
-    xproj, h0, c0, weight_hh, programs, row_program, save_for_backward = inputs
+    xproj, h0, c0, weight_hh, programs, row_program, save_for_backward, donate_saved = inputs
     hs, _, _, hp_all, cs = output
+    ctx.donate_saved = donate_saved
     ctx.mark_non_differentiable(hp_all, cs)
     # Unused outputs get no zero-filled gradient (hp_all's alone would be as big as xproj).
     ctx.set_materialize_grads(False)
@@ -259,11 +288,20 @@ def _backward(ctx, grad_hs, grad_h_last, grad_c_last, _grad_hp_all, _grad_cs):
         grad_h_last = torch.zeros_like(h0)
     if grad_c_last is None:
         grad_c_last = torch.zeros_like(c0)
-    grad_x, grad_h0, grad_c0, grad_w = torch.ops.pynas.tree_cell_seq_backward(
-        grad_hs, grad_h_last, grad_c_last, xproj, h0, c0, weight_hh, programs, row_program,
-        hs, hp_all, cs, WEIGHT_GRAD_CHUNK,
-    )  # fmt: skip
-    return grad_x, grad_h0, grad_c0, grad_w, None, None, None
+    args = (grad_hs, grad_h_last, grad_c_last, xproj, h0, c0, weight_hh, programs, row_program)
+    if ctx.donate_saved and _may_donate(hp_all):
+        # The graph is freed after this backward, so hp_all is never read again: the kernel
+        # writes grad_xproj over it instead of allocating another [T, B, N*H] buffer.
+        grad_h0, grad_c0, grad_w = torch.ops.pynas.tree_cell_seq_backward_donate(
+            *args, hs, hp_all, cs, WEIGHT_GRAD_CHUNK
+        )
+        torch.autograd.graph.increment_version(hp_all)
+        grad_x = hp_all
+    else:
+        grad_x, grad_h0, grad_c0, grad_w = torch.ops.pynas.tree_cell_seq_backward(
+            *args, hs, hp_all, cs, WEIGHT_GRAD_CHUNK
+        )
+    return grad_x, grad_h0, grad_c0, grad_w, None, None, None, None
 
 
 torch.library.register_autograd("pynas::tree_cell_seq", _backward, setup_context=_setup_context)

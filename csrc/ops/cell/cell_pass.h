@@ -51,11 +51,12 @@ inline void inject_forward(T* PYNAS_RESTRICT value, const T* PYNAS_RESTRICT c_pr
 }
 
 // Backward of one node: d_pre = g * act'(y) (+ dc if this node is c_out), then into both operands.
+// For a leaf, dl may be the very memory r points to (the backward may write d xp over hp): each
+// element is read before the same element is written, so no restrict on l, r, dl.
 template <typename T, int C, int A>
 inline void node_backward(const T* PYNAS_RESTRICT g, const T* PYNAS_RESTRICT y,
-                          const T* PYNAS_RESTRICT dc, const T* PYNAS_RESTRICT l,
-                          const T* PYNAS_RESTRICT r, T* PYNAS_RESTRICT dl, T* PYNAS_RESTRICT dr,
-                          int64_t n) {
+                          const T* PYNAS_RESTRICT dc, const T* l, const T* r, T* dl,
+                          T* PYNAS_RESTRICT dr, int64_t n) {
   if (dc) {
     PYNAS_IVDEP
     for (int64_t j = 0; j < n; ++j) {

@@ -197,7 +197,7 @@ void forward_loop(const Dims& d, const at::Tensor& x, const at::Tensor& h0, cons
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> tree_cell_seq_cpu(
     const at::Tensor& xproj, const at::Tensor& h0, const at::Tensor& c0,
     const at::Tensor& weight_hh, const at::Tensor& programs, const at::Tensor& row_program,
-    bool save_for_backward) {
+    bool save_for_backward, bool donate_saved) {
   constexpr const char* op = "pynas::tree_cell_seq";
   auto [d, progs, rows] = check_inputs(op, xproj, h0, c0, weight_hh, programs, row_program);
   const at::Tensor x = xproj.contiguous();
@@ -293,13 +293,15 @@ void backward_loop(const Dims& d, int64_t chunk, const at::Tensor& x, const at::
   }
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> tree_cell_seq_backward_cpu(
-    const at::Tensor& grad_hs, const at::Tensor& grad_h_last, const at::Tensor& grad_c_last,
-    const at::Tensor& xproj, const at::Tensor& h0, const at::Tensor& c0,
-    const at::Tensor& weight_hh, const at::Tensor& programs, const at::Tensor& row_program,
-    const at::Tensor& hs, const at::Tensor& hp_all, const at::Tensor& cs,
-    int64_t weight_grad_chunk) {
-  constexpr const char* op = "pynas::tree_cell_seq_backward";
+// The backward. With donate_hp, the gradient of xproj is written over hp_all (each element of
+// hp_t is read for the last time by the very pass that writes the same element of d xp_t), so
+// the backward needs no [T, B, N*H] buffer of its own; grad_x is then hp_all itself.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_impl(
+    const char* op, const at::Tensor& grad_hs, const at::Tensor& grad_h_last,
+    const at::Tensor& grad_c_last, const at::Tensor& xproj, const at::Tensor& h0,
+    const at::Tensor& c0, const at::Tensor& weight_hh, const at::Tensor& programs,
+    const at::Tensor& row_program, const at::Tensor& hs, const at::Tensor& hp_all,
+    const at::Tensor& cs, int64_t weight_grad_chunk, bool donate_hp) {
   auto [d, progs, rows] = check_inputs(op, xproj, h0, c0, weight_hh, programs, row_program);
   const int64_t width = d.base * d.hidden;
   for (const auto& [name, t] : {std::pair<const char*, const at::Tensor&>{"grad_hs", grad_hs},
@@ -329,6 +331,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> tree_cell_seq_backwar
   const at::Tensor h0c = h0.contiguous();
   const at::Tensor c0c = c0.contiguous();
   const at::Tensor hsc = hs.contiguous();
+  if (donate_hp) {
+    TORCH_CHECK(hp_all.is_contiguous(), op,
+                ": hp_all must be contiguous to be overwritten with grad_xproj (strides ",
+                hp_all.strides(), ")");
+  }
   const at::Tensor hpc = hp_all.contiguous();
   const at::Tensor csc = cs.contiguous();
   const at::Tensor ghs = grad_hs.contiguous();
@@ -336,7 +343,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> tree_cell_seq_backwar
   const auto opts = xproj.options();
   at::Tensor dh = grad_h_last.contiguous().clone();  // becomes grad_h0
   at::Tensor dc = grad_c_last.contiguous().clone();  // becomes grad_c0
-  at::Tensor grad_x = at::empty({d.steps, d.batch, width}, opts);
+  at::Tensor grad_x = donate_hp ? hpc : at::empty({d.steps, d.batch, width}, opts);
   at::Tensor dhp_buf = at::empty({chunk, d.batch, width}, opts);
   at::Tensor grad_w = at::empty({d.hidden, width}, opts);
   if (x.scalar_type() == at::kFloat) {
@@ -349,11 +356,34 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> tree_cell_seq_backwar
   return {grad_x, dh, dc, grad_w};
 }
 
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> tree_cell_seq_backward_cpu(
+    const at::Tensor& grad_hs, const at::Tensor& grad_h_last, const at::Tensor& grad_c_last,
+    const at::Tensor& xproj, const at::Tensor& h0, const at::Tensor& c0,
+    const at::Tensor& weight_hh, const at::Tensor& programs, const at::Tensor& row_program,
+    const at::Tensor& hs, const at::Tensor& hp_all, const at::Tensor& cs,
+    int64_t weight_grad_chunk) {
+  return backward_impl("pynas::tree_cell_seq_backward", grad_hs, grad_h_last, grad_c_last, xproj,
+                       h0, c0, weight_hh, programs, row_program, hs, hp_all, cs,
+                       weight_grad_chunk, /*donate_hp=*/false);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> tree_cell_seq_backward_donate_cpu(
+    const at::Tensor& grad_hs, const at::Tensor& grad_h_last, const at::Tensor& grad_c_last,
+    const at::Tensor& xproj, const at::Tensor& h0, const at::Tensor& c0,
+    const at::Tensor& weight_hh, const at::Tensor& programs, const at::Tensor& row_program,
+    const at::Tensor& hs, at::Tensor& hp_all, const at::Tensor& cs, int64_t weight_grad_chunk) {
+  auto [grad_x, dh, dc, grad_w] = backward_impl(
+      "pynas::tree_cell_seq_backward_donate", grad_hs, grad_h_last, grad_c_last, xproj, h0, c0,
+      weight_hh, programs, row_program, hs, hp_all, cs, weight_grad_chunk, /*donate_hp=*/true);
+  return {dh, dc, grad_w};
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(pynas, CPU, m) {
   m.impl("tree_cell_seq", &tree_cell_seq_cpu);
   m.impl("tree_cell_seq_backward", &tree_cell_seq_backward_cpu);
+  m.impl("tree_cell_seq_backward_donate", &tree_cell_seq_backward_donate_cpu);
 }
 
 TORCH_LIBRARY_IMPL(pynas, CompositeExplicitAutograd, m) {
