@@ -158,7 +158,9 @@ def main_body(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     stream = sys.stderr
-    display = SearchDisplay(budget.children, stream=stream, enabled=not args.quiet)
+    display = SearchDisplay(
+        budget.children, stream=stream, enabled=not args.quiet, time_limit=budget.time_limit
+    )
     strategy = make_strategy(meta, task.space, budget)
     search = Search(run, task, strategy, budget, display=display)
     search.restore()

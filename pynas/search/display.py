@@ -30,12 +30,16 @@ class SearchDisplay:
         stream: TextIO | None = None,
         enabled: bool = True,
         plain_interval: float = 10.0,
+        time_limit: float | None = None,
+        elapsed_before: float = 0.0,
     ) -> None:
         self.total = total
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = enabled
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.plain_interval = plain_interval
+        self.time_limit = time_limit  # seconds of search over all sessions, None: no limit
+        self.elapsed_before = elapsed_before
         self.done = 0
         self.failed = 0
         self.best: dict[str, Any] | None = None
@@ -76,10 +80,14 @@ class SearchDisplay:
 
     # ----- formatting -------------------------------------------------------------------------
     def eta_seconds(self) -> float:
+        """Until the children budget is used up or the time limit is reached, whichever first."""
         elapsed = time.monotonic() - self.start
         if not self.session_done:
             return math.nan
-        return elapsed / self.session_done * (self.total - self.done)
+        eta = elapsed / self.session_done * (self.total - self.done)
+        if self.time_limit is not None:
+            eta = min(eta, max(0.0, self.time_limit - self.elapsed_before - elapsed))
+        return eta
 
     def line(self) -> str:
         best = "-"

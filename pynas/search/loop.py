@@ -90,6 +90,7 @@ class Search:
         self.strategy.load_state_dict(state["strategy"])
         self.absorbed = state["absorbed"]
         self.elapsed_before = state["elapsed"]
+        self.display.elapsed_before = self.elapsed_before
         pending = state["pending"]
         self.pending = Pending(pending["start"], list(pending["archs"])) if pending else None
         self.records = records = self._check_log(records)
@@ -157,6 +158,8 @@ class Search:
                 n = min(self.budget.batch_size, self.budget.children - self.absorbed)
                 if n <= 0 or self._out_of_time(n):
                     break
+                if self.task.before_ask is not None:  # e.g. progressive depth (CIFAR-10)
+                    self.task.before_ask(self.absorbed)
                 archs = self.strategy.ask(n)
                 self.pending = Pending(
                     self.absorbed, [self.task.space.arch_to_json(a) for a in archs]
