@@ -82,6 +82,13 @@ class ConvNetSpace(DecisionSpace):
         self._by_depth: dict[int, ConvNetSpace] = {}
         self.set_depth(depth)
 
+    @property
+    def controller_class(self) -> type:
+        """The controller for this space (used by the Reinforce strategy): anchor attention."""
+        from pynas.controller.anchors import AnchorController
+
+        return AnchorController
+
     # ----- depth ------------------------------------------------------------------------------
     def set_depth(self, depth: int) -> None:
         """Change the number of layers in place (progressive depth, SPEC §6)."""

@@ -1,0 +1,143 @@
+"""CIFAR-10 search: progressive depth, the anchor controller in REINFORCE, resume, CLI."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from pynas.controller.anchors import AnchorController
+from pynas.search import Budget, RunDir, Search
+from pynas.search.tasks import make_task
+from pynas.strategies import RandomSearch, Reinforce
+from pynas.tasks.cifar10_search import (
+    BUDGETS,
+    default_budget,
+    depth_at,
+    paper_budget,
+    split_settings,
+)
+
+TINY_CHILD = {
+    "start_depth": 1, "depth_every": 4, "depth_step": 2, "epochs": 1, "batch_size": 32,
+    "train_images": 64, "valid_images": 50,
+}  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small convs on shared cores run far faster on one thread; restore afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def task(cifar10_dir):
+    return make_task("cifar10", TINY_CHILD, 0, str(cifar10_dir))
+
+
+def read_log(run_dir):
+    return [json.loads(line) for line in (run_dir / "children.jsonl").read_text().splitlines()]
+
+
+def search(run_dir, task, children, strategy=None):
+    budget = Budget(children=children, batch_size=4, grads_per_update=1, child=TINY_CHILD)
+    run = RunDir(run_dir) if (run_dir / "run.json").exists() else RunDir.create(run_dir, {})
+    strategy = strategy or Reinforce(task.space, "paper", batch_size=4, seed=0)
+    s = Search(run, task, strategy, budget)
+    s.restore()
+    return s, s.run_all()
+
+
+def test_depth_schedule():
+    assert [depth_at(n, 6, 1600, 2, None) for n in (0, 1599, 1600, 3200, 12799)] == [
+        6, 6, 8, 10, 20,
+    ]  # fmt: skip
+    assert depth_at(10_000, 6, 1600, 2, 12) == 12
+    assert depth_at(500, 3, 100, 0, None) == 3
+
+
+def test_search_grows_depth_and_uses_the_anchor_controller(task, tmp_path):
+    strategy = Reinforce(task.space, "paper", batch_size=4, seed=0)
+    assert isinstance(strategy.controller, AnchorController)
+    assert strategy.settings.lr == pytest.approx(6e-4)  # paper preset, CNN family
+    before = {k: v.clone() for k, v in strategy.controller.state_dict().items()}
+    _, summary = search(tmp_path / "run", task, 8, strategy)
+    records = read_log(tmp_path / "run")
+    assert [r["index"] for r in records] == list(range(8))
+    assert [len(r["arch"]["layers"]) for r in records] == [1] * 4 + [3] * 4
+    for r in records:
+        assert r["status"] == "ok" and r["arch"]["kind"] == "conv_net"
+        assert r["reward"] == pytest.approx(r["metrics"]["accuracy"] ** 3)
+        assert r["params"] > 0
+    assert summary["children_done"] == 8 and len(summary["reward_trend"]["batch_means"]) == 2
+    changed = [
+        k for k, v in strategy.controller.state_dict().items() if not torch.equal(v, before[k])
+    ]
+    assert "w_prev.weight" in changed and "v.weight" in changed  # depth 3 batch trained them
+
+
+def test_resumed_search_continues_at_the_same_depth_and_children(task, tmp_path):
+    search(tmp_path / "whole", task, 8)
+    first, _ = search(tmp_path / "parts", task, 4)  # stops after one batch, as if killed
+    assert task.space.depth == 1
+    search(tmp_path / "parts", task, 8)  # a new session on the same run directory
+    whole, parts = read_log(tmp_path / "whole"), read_log(tmp_path / "parts")
+    assert [r["arch"] for r in parts] == [r["arch"] for r in whole]
+    assert [r["reward"] for r in parts] == [r["reward"] for r in whole]
+    assert [len(r["arch"]["layers"]) for r in parts] == [1] * 4 + [3] * 4
+
+
+def test_other_strategies_work_on_the_cnn_space(task, tmp_path):
+    _, summary = search(tmp_path / "random", task, 8, RandomSearch(task.space, seed=1))
+    depths = [len(r["arch"]["layers"]) for r in read_log(tmp_path / "random")]
+    assert depths == [1] * 4 + [3] * 4 and summary["failed"] == 0
+
+
+def test_budgets():
+    assert set(BUDGETS) == {"default", "paper"}
+    paper = paper_budget()
+    search_settings, config = split_settings(paper.child)
+    assert (search_settings["start_depth"], search_settings["depth_every"]) == (6, 1600)
+    assert search_settings["depth_step"] == 2 and config.epochs == 50
+    assert paper.children == 12_800 and paper.batch_size == 8
+    default = default_budget()
+    search_settings, config = split_settings(default.child)
+    assert default.time_limit is not None and default.time_limit <= 15 * 60
+    assert config.reward_exponent == 3.0 and config.reward_epochs == 5
+    with pytest.raises(ValueError, match="depth_every must be an integer >= 1"):
+        split_settings({"depth_every": 0})
+    with pytest.raises(TypeError):
+        split_settings({"no_such_setting": 1})
+
+
+def test_budget_lr_overrides_the_cnn_family_lr(task):
+    strategy = Reinforce(task.space, "paper", seed=0, **default_budget().reinforce)
+    assert strategy.settings.lr == pytest.approx(0.02)
+
+
+def run_search(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "pynas.search", *args], capture_output=True, text=True, timeout=600
+    )
+
+
+def test_cli_missing_data_is_a_usage_error(tmp_path):
+    proc = run_search("--task", "cifar10", "--data-dir", str(tmp_path / "empty"),
+                      "--run-dir", str(tmp_path / "run"), "--quiet")  # fmt: skip
+    assert proc.returncode == 2
+    assert "cifar10_small.npz" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cli_runs_and_resumes(cifar10_dir, tmp_path):
+    run = tmp_path / "run"
+    proc = run_search("--task", "cifar10", "--data-dir", str(cifar10_dir), "--run-dir", str(run),
+                      "--children", "2", "--quiet")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert len(read_log(run)) == 2
+    proc = run_search("--resume", str(run), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert len(read_log(run)) == 2 and "conv" in proc.stdout
