@@ -23,6 +23,8 @@ class SearchTask:
     space: DecisionSpace
     evaluate: Callable[[Any, int], ChildResult]
     describe: str = ""
+    # Called with the number of children sampled so far before each ask (progressive depth).
+    before_ask: Callable[[int], None] | None = None
 
 
 # ----- toy ------------------------------------------------------------------------------------
@@ -76,7 +78,7 @@ def make_ptb_task(child: dict[str, Any], seed: int, data_dir: str | None) -> Sea
     return SearchTask("ptb", space, evaluate, f"PTB, base-{base} cells, {config}")
 
 
-TASKS = ("ptb", "toy")
+TASKS = ("ptb", "toy", "cifar10")
 
 
 def make_task(
@@ -86,4 +88,8 @@ def make_task(
         return make_toy_task(child, seed)
     if name == "ptb":
         return make_ptb_task(child, seed, data_dir)
+    if name == "cifar10":
+        from pynas.tasks.cifar10_search import make_cifar10_task
+
+        return make_cifar10_task(child, seed, data_dir)
     raise ValueError(f"unknown task {name!r}; choose one of {list(TASKS)}")

@@ -51,4 +51,5 @@ def preset(name: str, family: str = "rnn", **overrides: Any) -> ReinforceSetting
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise ValueError(f"unknown REINFORCE settings {unknown}; known: {sorted(known)}")
-    return replace(PRESETS[name], **FAMILY_OVERRIDES.get((name, family), {}), **overrides)
+    # explicit overrides win over the family's (one dict: a key in both is not an error)
+    return replace(PRESETS[name], **{**FAMILY_OVERRIDES.get((name, family), {}), **overrides})

@@ -72,7 +72,8 @@ class Reinforce(Strategy):
             self.generator.seed()
         else:
             self.generator.manual_seed(seed)
-        self.controller = Controller(space, self.controller_config, generator=self.generator)
+        controller_cls = getattr(space, "controller_class", Controller)  # CNN: anchor attention
+        self.controller = controller_cls(space, self.controller_config, generator=self.generator)
         self.optimizer = torch.optim.Adam(
             self.controller.parameters(), lr=settings.lr, betas=settings.adam_betas
         )
