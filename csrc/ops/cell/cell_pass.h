@@ -142,6 +142,25 @@ inline void tree_forward(const int64_t* PYNAS_RESTRICT prog, int64_t base, int64
   }
 }
 
+// Asks for the leaf operands of a future work item: num_leaves runs of n elements, `stride`
+// apart. The runs are short (one block per leaf), too short for the hardware prefetcher to
+// follow, and during the backward they come from DRAM (written one window earlier).
+template <typename T>
+inline void prefetch_leaves(const T* p, int64_t num_leaves, int64_t stride, int64_t n,
+                            bool for_write) {
+  constexpr int64_t kLine = 64 / sizeof(T);
+  for (int64_t k = 0; k < num_leaves; ++k) {
+    const T* row = p + k * stride;
+    for (int64_t j = 0; j < n; j += kLine) {
+      if (for_write) {
+        __builtin_prefetch(row + j, 1, 2);
+      } else {
+        __builtin_prefetch(row + j, 0, 2);
+      }
+    }
+  }
+}
+
 template <typename T>
 void forward_items(const ForwardStep<T>& s, Blocking blk, int64_t begin, int64_t end) {
   alignas(64) T acts[kMaxNodes * kBlock];
@@ -152,6 +171,11 @@ void forward_items(const ForwardStep<T>& s, Blocking blk, int64_t begin, int64_t
     const int64_t n = (j0 + blk.block <= s.hidden) ? blk.block : s.hidden - j0;
     const int64_t* prog = s.programs + s.row_program[b] * s.prog_len;
     const int64_t row = b * s.hidden + j0;
+    if (item + 1 < end) {
+      const int64_t nb = (item + 1) / blk.num_blocks;
+      const int64_t nj = ((item + 1) % blk.num_blocks) * blk.block;
+      prefetch_leaves(s.xp + nb * width + nj, s.base, s.hidden, blk.block, false);
+    }
     tree_forward<T>(prog, s.base, s.hidden, s.xp + b * width + j0, s.hp + b * width + j0,
                     s.c_prev + row, n, acts, s.h + row, s.c + row, nullptr);
   }
@@ -178,6 +202,13 @@ void backward_items(const BackwardStep<T>& s, Blocking blk, int64_t begin, int64
     T* dxp = s.dxp + b * width + j0;
     T* dhp = s.dhp + b * width + j0;
     T* dc = s.dc + row;
+    if (item + 1 < end) {
+      const int64_t nb = (item + 1) / blk.num_blocks;
+      const int64_t offset = nb * width + ((item + 1) % blk.num_blocks) * blk.block;
+      prefetch_leaves(s.xp + offset, s.base, s.hidden, blk.block, false);
+      prefetch_leaves(s.hp + offset, s.base, s.hidden, blk.block, false);
+      prefetch_leaves(s.dxp + offset, s.base, s.hidden, blk.block, true);
+    }
 
     tree_forward<T>(prog, s.base, s.hidden, xp, hp, c_prev, n, acts, nullptr, nullptr, before);
 
