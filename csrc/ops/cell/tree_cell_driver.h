@@ -38,8 +38,8 @@ inline void check_float(const char* op, const char* name, const at::Tensor& t,
               "; all float inputs must share one dtype");
 }
 
-inline void check_shape(const char* op, const char* name, const at::Tensor& t, at::IntArrayRef want,
-                 const char* meaning) {
+inline void check_shape(const char* op, const char* name, const at::Tensor& t,
+                        at::IntArrayRef want, const char* meaning) {
   TORCH_CHECK(t.sizes() == want, op, ": ", name, " must have shape ", meaning, " = ", want,
               ", got ", t.sizes());
 }
@@ -193,8 +193,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward_i
 // Adds sum_{t in [t0, t0 + len)} h_{t-1}^T dhp_t to grad_w with one GEMM (h_{-1} = h0, which is
 // not contiguous with hs, so a chunk starting at step 0 takes h0's share with a small extra GEMM).
 // dhp holds the chunk's steps in order, dhp[i] = d hp_{t0 + i}.
-inline void add_weight_grad(at::Tensor& grad_w, bool first, const at::Tensor& h0, const at::Tensor& hs,
-                     const at::Tensor& dhp, int64_t t0, int64_t len) {
+inline void add_weight_grad(at::Tensor& grad_w, bool first, const at::Tensor& h0,
+                            const at::Tensor& hs, const at::Tensor& dhp, int64_t t0,
+                            int64_t len) {
   const int64_t hidden = h0.size(1);
   const int64_t width = dhp.size(2);
   const float beta = first ? 0.0f : 1.0f;
