@@ -2,9 +2,9 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
-#include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -28,28 +28,45 @@ void check_inputs(const at::TensorList& inputs) {
   }
 }
 
-// Copies `src` [N, C, H, W] (contiguous) into the channel slice of `dst` [N, Ctot, Hd, Wd]
-// starting at channel `offset`, top-left aligned. With `to_src` the copy goes the other way.
+// Copies `dense` [N, C, H, W] (contiguous) into the channel slice of `padded` [N, Ctot, Hp, Wp]
+// starting at channel `offset`, top-left aligned, or (with `to_dense`) the slice back out.
+// Work is split by (image, channel) plane. A plane of the full size is one contiguous copy;
+// a smaller one is copied row by row. Writing into `padded`, the plane's padding (the tail
+// of each row and the rows below) is zeroed here, so the output needs no zero-fill first.
 void copy_block(const at::Tensor& dense, const at::Tensor& padded, int64_t offset, bool to_dense) {
   const int64_t n = dense.size(0), c = dense.size(1), h = dense.size(2), w = dense.size(3);
   const int64_t ctot = padded.size(1), hp = padded.size(2), wp = padded.size(3);
   const int64_t elem = dense.element_size();
   auto* dense_ptr = static_cast<char*>(dense.data_ptr());
   auto* padded_ptr = static_cast<char*>(padded.data_ptr());
-  const int64_t rows = n * c * h;
-  if (rows == 0 || w == 0) return;
-  at::parallel_for(0, rows, 2048 / std::max<int64_t>(w, 1) + 1, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      const int64_t y = r % h;
-      const int64_t ch = (r / h) % c;
-      const int64_t b = r / (h * c);
-      char* d = dense_ptr + r * w * elem;
-      char* p = padded_ptr + (((b * ctot + offset + ch) * hp + y) * wp) * elem;
-      if (to_dense) {
-        std::memcpy(d, p, w * elem);
-      } else {
-        std::memcpy(p, d, w * elem);
+  const int64_t planes = n * c;
+  if (planes == 0 || hp == 0 || wp == 0) return;
+  const bool full = h == hp && w == wp;
+  const int64_t plane_bytes = hp * wp * elem;
+  at::parallel_for(0, planes, 65536 / std::max<int64_t>(plane_bytes, 1) + 1,
+                   [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      const int64_t b = p / c, ch = p % c;
+      char* d = dense_ptr + p * h * w * elem;
+      char* q = padded_ptr + ((b * ctot + offset + ch) * hp * wp) * elem;
+      if (full) {
+        if (to_dense) {
+          std::memcpy(d, q, plane_bytes);
+        } else {
+          std::memcpy(q, d, plane_bytes);
+        }
+        continue;
       }
+      for (int64_t y = 0; y < h; ++y) {
+        char* row = q + y * wp * elem;
+        if (to_dense) {
+          std::memcpy(d + y * w * elem, row, w * elem);
+        } else {
+          std::memcpy(row, d + y * w * elem, w * elem);
+          std::memset(row + w * elem, 0, (wp - w) * elem);
+        }
+      }
+      if (!to_dense) std::memset(q + h * wp * elem, 0, (hp - h) * wp * elem);
     }
   });
 }
@@ -62,7 +79,8 @@ at::Tensor skip_concat_cpu(at::TensorList inputs) {
     height = std::max(height, t.size(2));
     width = std::max(width, t.size(3));
   }
-  auto out = at::zeros({inputs[0].size(0), channels, height, width}, inputs[0].options());
+  // Every element is written by copy_block: data, or the zeros of a plane's padding.
+  auto out = at::empty({inputs[0].size(0), channels, height, width}, inputs[0].options());
   int64_t offset = 0;
   for (const auto& t : inputs) {
     copy_block(t.contiguous(), out, offset, /*to_dense=*/false);
