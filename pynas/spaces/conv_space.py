@@ -144,6 +144,13 @@ class ConvNetSpace(DecisionSpace):
                 return self.at_depth(depth).validate(decisions)
         return super().validate(decisions)
 
+    def encode(self, decisions: Mapping[str, Any]) -> list[int]:
+        checked = self.validate(decisions)
+        depth = _depth_of_names(list(checked))
+        if depth and depth != self.depth:
+            return self.at_depth(depth).encode(checked)
+        return super().encode(checked)
+
     def decode(self, indices: Sequence[int]) -> Decisions:
         if len(indices) != len(self.decisions):
             return self.at_depth(self.depth_for_steps(len(indices))).decode(indices)

@@ -91,6 +91,37 @@ def test_resumed_search_continues_at_the_same_depth_and_children(task, tmp_path)
     assert [len(r["arch"]["layers"]) for r in parts] == [1] * 4 + [3] * 4
 
 
+class Killed(BaseException):
+    """Stands in for a kill: not an Exception, so the loop does not record it as a failure."""
+
+
+def test_resume_inside_a_deeper_batch(task, tmp_path):
+    search(tmp_path / "whole", task, 8)
+    evaluate = task.evaluate
+
+    def dies_at_child_6(arch, index):
+        if index == 6:
+            raise Killed
+        return evaluate(arch, index)
+
+    task.evaluate = dies_at_child_6
+    try:
+        with pytest.raises(Killed):
+            search(tmp_path / "parts", task, 8)
+    finally:
+        task.evaluate = evaluate
+    assert len(read_log(tmp_path / "parts")) == 6  # children 0-5 logged, batch 4-7 pending
+    task.space.set_depth(1)  # a new process starts at the start depth
+    search(tmp_path / "parts", task, 8)
+    whole, parts = read_log(tmp_path / "whole"), read_log(tmp_path / "parts")
+    assert [r["arch"] for r in parts] == [r["arch"] for r in whole]
+    assert [r["reward"] for r in parts] == [r["reward"] for r in whole]
+    # the controller learned from the depth-3 batch exactly as in the uninterrupted run
+    a = RunDir(tmp_path / "whole").load_checkpoint()["strategy"]["controller"]
+    b = RunDir(tmp_path / "parts").load_checkpoint()["strategy"]["controller"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_other_strategies_work_on_the_cnn_space(task, tmp_path):
     _, summary = search(tmp_path / "random", task, 8, RandomSearch(task.space, seed=1))
     depths = [len(r["arch"]["layers"]) for r in read_log(tmp_path / "random")]

@@ -70,6 +70,7 @@ def test_depth_grows_in_place_and_old_architectures_still_decode():
     space.set_depth(4)
     assert space.depth == 4 and len(space) == 4 * 4 + 6
     assert space.decode(old_row) == old  # depth read from the row length
+    assert space.encode(old) == old_row
     assert space.to_arch(old).depth == 2
     assert space.from_arch(NAMED_CONV_NETS["skip15"])["layer14.in13"] == 1
     assert space.depth_for_steps(len(old_row)) == 2
