@@ -2,7 +2,14 @@ import pytest
 import torch
 
 from pynas.controller import Controller, ControllerConfig, compute_gradient, reinforce_loss
+from pynas.controller.threads import single_thread
 from pynas.spaces import Decision, DecisionSpace, RNNCellSpace
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with single_thread():  # tiny matrices: threads only add contention on a loaded machine
+        yield
 
 
 def test_shape_and_init_follow_spec():
