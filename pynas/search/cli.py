@@ -155,7 +155,17 @@ def main_body(args: argparse.Namespace) -> int:
     task = make_task(meta["task"], budget.child, meta["seed"], data_dir)  # DataError -> usage
     if run is None:
         run = RunDir.create(args.run_dir, meta)
+    run.lock()
+    try:
+        return _search(args, meta, run, task, budget)
+    finally:
+        run.unlock()
 
+
+def _search(
+    args: argparse.Namespace, meta: dict[str, Any], run: RunDir, task: Any, budget: Budget
+) -> int:
+    """Run (or continue) the search in the locked run directory; print and save the summary."""
     torch.set_num_threads(args.threads)
     stream = sys.stderr
     display = SearchDisplay(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from pathlib import Path
@@ -14,6 +15,7 @@ META = "run.json"
 CHILDREN = "children.jsonl"
 CHECKPOINT = "checkpoint.pt"
 SUMMARY = "summary.json"
+LOCK = ".lock"
 
 
 class RunDirError(Exception):
@@ -27,6 +29,7 @@ class RunDir:
         self.checkpoint_path = self.path / CHECKPOINT
         self.summary_path = self.path / SUMMARY
         self.log = ChildLog(self.path / CHILDREN)
+        self._lock_fd: int | None = None
 
     @classmethod
     def create(cls, path: str | os.PathLike[str], meta: dict[str, Any]) -> RunDir:
@@ -57,6 +60,23 @@ class RunDir:
                 f"start a new search with --run-dir {run.path} --task ..."
             )
         return run
+
+    def lock(self) -> None:
+        """Take the run's exclusive lock (released by the OS when the process dies)."""
+        fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RunDirError(
+                f"another search process is using {self.path}; wait for it to finish or stop it"
+            ) from None
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def meta(self) -> dict[str, Any]:
         try:

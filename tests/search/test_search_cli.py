@@ -123,3 +123,19 @@ def test_module_entry_point_exit_code(tmp_path):
     )
     assert proc.returncode == 2
     assert "invalid choice: 'nope'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_run_in_use_by_another_process_is_refused(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["--task", "toy", "--run-dir", str(run), "--children", "8", "--quiet"]) == 0
+    capsys.readouterr()
+    from pynas.search import RunDir
+
+    holder = RunDir.open(run)
+    holder.lock()  # as if another search were running on it
+    try:
+        code, _, err = run_main(["--resume", str(run), "--quiet"], capsys)
+        assert code == 2 and "another search process is using" in err
+    finally:
+        holder.unlock()
+    assert run_main(["--resume", str(run), "--quiet"], capsys)[0] == 0
