@@ -8,8 +8,13 @@ several architectures over disjoint rows. Program row layout (see csrc/ops/cell/
     [base, c_out, inject_at, inject_op, op_0, ..., op_{2N-2}],  op = combine * 4 + activation
 
 with combines and activations numbered as in :data:`pynas.arch.rnn_cell.COMBINES` /
-:data:`~pynas.arch.rnn_cell.ACTIVATIONS`. The compiled kernel saves the recurrent projections
-and c of every step (not the 2N-1 node values) and recomputes the tree during the backward.
+:data:`~pynas.arch.rnn_cell.ACTIVATIONS`.
+
+Memory: the forward saves the recurrent projections ``hp_all [T, B, N*H]`` and c of every step
+(not the 2N-1 node values) and the backward recomputes the tree from them. When the graph is
+not retained, the backward writes grad_xproj over ``hp_all`` (:data:`DONATE_SAVED`), and the
+weight gradient can be summed over chunks of steps (:data:`WEIGHT_GRAD_CHUNK`) so that only a
+few steps of d hp are buffered. Not supported: double backward (create_graph through the op).
 """
 
 from __future__ import annotations
@@ -281,6 +286,11 @@ def _setup_context(ctx, inputs, output) -> None:
 
 
 def _backward(ctx, grad_hs, grad_h_last, grad_c_last, _grad_hp_all, _grad_cs):
+    if torch.is_grad_enabled():
+        raise RuntimeError(
+            "pynas::tree_cell_seq does not support double backward (create_graph=True); "
+            "use impl='reference' for higher-order gradients"
+        )
     xproj, h0, c0, weight_hh, programs, row_program, hs, hp_all, cs = ctx.saved_tensors
     if grad_hs is None:
         grad_hs = torch.zeros_like(hs)

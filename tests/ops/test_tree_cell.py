@@ -382,6 +382,13 @@ def test_base_above_16_is_reported():
         _call(xproj, h0, c0, weight_hh)
 
 
+def test_double_backward_is_reported():
+    xproj, h0, c0, weight_hh = (t.requires_grad_() for t in make_inputs(8, 2, 2, 3))
+    hs, _, _ = tree_cell_sequence(NAS, xproj, h0, c0, weight_hh)
+    with pytest.raises(RuntimeError, match="does not support double backward"):
+        torch.autograd.grad(hs.sum(), xproj, create_graph=True)
+
+
 def test_backward_without_saved_state_is_reported():
     xproj, h0, c0, weight_hh = make_inputs(8, steps=2, batch=3, hidden=4)
     rows = torch.zeros(3, dtype=torch.int64)
