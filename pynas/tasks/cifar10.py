@@ -25,7 +25,14 @@ from pynas.progress import ProgressBar
 from pynas.tasks.cifar10_data import NUM_CLASSES, CifarData, Split, augment, load_cifar10
 from pynas.tasks.result import ChildResult
 
-__all__ = ["CIFAR10Config", "CifarData", "load_cifar10", "train_child", "evaluate_accuracy"]
+__all__ = [
+    "CIFAR10Config",
+    "CifarData",
+    "load_cifar10",
+    "train_child",
+    "train_model",
+    "evaluate_accuracy",
+]
 
 LR_SCHEDULES = ("cosine", "constant")
 
@@ -108,15 +115,33 @@ def train_child(
     Metrics: accuracy (the reward's base), epoch_accuracy, train_loss, params, seconds,
     train_images_per_second, and test_accuracy when ``config.test``.
     """
+    return train_model(arch, config, data, progress, on_epoch)[0]
+
+
+def train_model(
+    arch: ConvNet,
+    config: CIFAR10Config,
+    data: CifarData,
+    progress: bool = False,
+    on_epoch: Callable[[int, float], None] | None = None,
+    build: Callable[[], nn.Module] | None = None,
+) -> tuple[ChildResult, nn.Module | None]:
+    """Like :func:`train_child`, and also return the trained model after its last epoch
+    (in eval mode; None if training failed).
+
+    `build()`, if given, makes the untrained model instead of the default ``ConvChild``; it is
+    called after seeding, so a factory building the same module gets the same initial weights.
+    """
     start = time.monotonic()
     try:
-        return _train(arch, config, data, progress, on_epoch, start)
+        return _train(arch, config, data, progress, on_epoch, start, build)
     except (RuntimeError, MemoryError, ValueError, FloatingPointError) as exc:
         reason = f"{type(exc).__name__}: {exc}".strip()
         detail = traceback.format_exc(limit=3)
-        return ChildResult.failed(
+        failed = ChildResult.failed(
             reason[:500], seconds=time.monotonic() - start, traceback=detail[-2000:]
         )
+        return failed, None
 
 
 def _train(
@@ -126,12 +151,16 @@ def _train(
     progress: bool,
     on_epoch: Callable[[int, float], None] | None,
     start: float,
-) -> ChildResult:
+    build: Callable[[], nn.Module] | None = None,
+) -> tuple[ChildResult, nn.Module | None]:
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     train = data.train.head(config.train_images)
     valid = data.valid.head(config.valid_images)
-    model = ConvChild(arch, NUM_CLASSES, data.image_shape[0], concat=config.concat)
+    if build is not None:
+        model = build()
+    else:
+        model = ConvChild(arch, NUM_CLASSES, data.image_shape[0], concat=config.concat)
     params = count_parameters(model)
     optimizer = torch.optim.SGD(
         model.parameters(),
@@ -171,7 +200,7 @@ def _train(
                 bar.close()
                 return failed(
                     f"non-finite training loss ({loss.item()}) at epoch {epoch}, step {i}"
-                )
+                ), None
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -197,6 +226,7 @@ def _train(
     if config.test:
         metrics["test_accuracy"] = evaluate_accuracy(model, data.test, config.eval_batch_size)
     metrics["seconds"] = time.monotonic() - start
-    return ChildResult(
+    result = ChildResult(
         status="ok", reward=reward_from_accuracies(epoch_accuracy, config), metrics=metrics
     )
+    return result, model.eval()

@@ -24,7 +24,15 @@ from pynas.progress import ProgressBar
 from pynas.tasks.ptb_data import Corpus, batchify, bptt_windows, load_corpus
 from pynas.tasks.result import ChildResult
 
-__all__ = ["PTBConfig", "Corpus", "load_corpus", "train_child", "evaluate_ppl", "reward_from_ppl"]
+__all__ = [
+    "PTBConfig",
+    "Corpus",
+    "load_corpus",
+    "train_child",
+    "train_model",
+    "evaluate_ppl",
+    "reward_from_ppl",
+]
 
 REWARD_C = 80.0
 
@@ -42,6 +50,7 @@ class PTBConfig:
     lr: float = 20.0
     lr_decay: float = 4.0  # divide the learning rate when validation does not improve
     clip: float = 0.25
+    weight_decay: float = 0.0  # L2 penalty of the SGD update (0: none, as in the search)
     dropout: float = 0.2
     tie_weights: bool = True
     train_tokens: int | None = None  # use only the first N training tokens (small budgets)
@@ -89,15 +98,46 @@ def train_child(
     on_epoch: Callable[[int, float], None] | None = None,
 ) -> ChildResult:
     """Train `arch` on PTB per `config`; metrics: ppl, params, seconds, epoch_ppl."""
+    return _run(arch, config, corpus, progress, on_epoch, None, keep_best=False)[0]
+
+
+def train_model(
+    arch: RNNCell,
+    config: PTBConfig,
+    corpus: Corpus,
+    progress: bool = False,
+    on_epoch: Callable[[int, float], None] | None = None,
+    build: Callable[[], nn.Module] | None = None,
+) -> tuple[ChildResult, nn.Module | None]:
+    """Like :func:`train_child`, and also return the trained model (None if training failed).
+
+    The model carries the weights of its best validation epoch (the one `ppl` reports).
+    `build()`, if given, makes the untrained model instead of the default
+    ``CellLanguageModel(arch, vocab, config.hidden, ...)``; it is called after seeding, so a
+    factory building the same module gets the same initial weights as :func:`train_child`.
+    """
+    return _run(arch, config, corpus, progress, on_epoch, build, keep_best=True)
+
+
+def _run(
+    arch: RNNCell,
+    config: PTBConfig,
+    corpus: Corpus,
+    progress: bool,
+    on_epoch: Callable[[int, float], None] | None,
+    build: Callable[[], nn.Module] | None,
+    keep_best: bool,
+) -> tuple[ChildResult, nn.Module | None]:
     start = time.monotonic()
     try:
-        return _train(arch, config, corpus, progress, on_epoch, start)
+        return _train(arch, config, corpus, progress, on_epoch, start, build, keep_best)
     except (RuntimeError, MemoryError, ValueError, FloatingPointError) as exc:
         reason = f"{type(exc).__name__}: {exc}".strip()
         detail = traceback.format_exc(limit=3)
-        return ChildResult.failed(
+        failed = ChildResult.failed(
             reason[:500], seconds=time.monotonic() - start, traceback=detail[-2000:]
         )
+        return failed, None
 
 
 def _train(
@@ -107,24 +147,30 @@ def _train(
     progress: bool,
     on_epoch: Callable[[int, float], None] | None,
     start: float,
-) -> ChildResult:
+    build: Callable[[], nn.Module] | None = None,
+    keep_best: bool = False,
+) -> tuple[ChildResult, nn.Module | None]:
     torch.manual_seed(config.seed)
     train_ids = corpus.train[: config.train_tokens] if config.train_tokens else corpus.train
     valid_ids = corpus.valid[: config.valid_tokens] if config.valid_tokens else corpus.valid
     train_data = batchify(train_ids, config.batch_size)
     valid_data = batchify(valid_ids, config.eval_batch_size)
 
-    model = CellLanguageModel(
-        arch,
-        corpus.vocab_size,
-        config.hidden,
-        num_layers=config.num_layers,
-        dropout=config.dropout,
-        tie_weights=config.tie_weights,
-        impl=config.impl,
-    )
+    if build is not None:
+        model = build()
+    else:
+        model = CellLanguageModel(
+            arch,
+            corpus.vocab_size,
+            config.hidden,
+            num_layers=config.num_layers,
+            dropout=config.dropout,
+            tie_weights=config.tie_weights,
+            impl=config.impl,
+        )
     params = sum(p.numel() for p in model.parameters())
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    best_state: dict[str, torch.Tensor] | None = None
     windows_per_epoch = math.ceil((train_data.shape[0] - 1) / config.bptt)
     epoch_ppl: list[float] = []
     best = math.inf
@@ -146,7 +192,7 @@ def _train(
                 return ChildResult.failed(
                     f"non-finite training loss ({loss.item()}) at epoch {epoch}, step {step}",
                     params=params, seconds=time.monotonic() - start, epoch_ppl=epoch_ppl,
-                )  # fmt: skip
+                ), None  # fmt: skip
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), config.clip)
@@ -163,15 +209,21 @@ def _train(
             return ChildResult.failed(
                 f"non-finite validation perplexity at epoch {epoch}",
                 params=params, seconds=time.monotonic() - start, epoch_ppl=epoch_ppl,
-            )  # fmt: skip
+            ), None  # fmt: skip
         if ppl < best:
             best = ppl
+            if keep_best and epoch < config.epochs:  # the last epoch's weights are in the model
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            elif keep_best:
+                best_state = None
         else:
             for group in optimizer.param_groups:
                 group["lr"] /= config.lr_decay
 
+    if best_state is not None:
+        model.load_state_dict(best_state)
     seconds = time.monotonic() - start
-    return ChildResult(
+    result = ChildResult(
         status="ok",
         reward=reward_from_ppl(best),
         metrics={
@@ -182,3 +234,4 @@ def _train(
             "train_tokens_per_second": tokens / seconds,
         },
     )
+    return result, model.eval()
