@@ -8,6 +8,10 @@ Saved file format (one `torch.save` file, loaded with `weights_only=True`):
 
 `load_model(path)` rebuilds the module from arch + options and loads the weights, so a fresh
 process needs nothing but pynas and the file.
+
+Tasks: ``ptb`` (a :class:`pynas.arch.RNNCell` -> ``CellLanguageModel``, tokens [T, B] and a
+state in, logits out) and ``cifar10`` (a :class:`pynas.arch.ConvNet` -> ``ConvChild``, images
+[N, 3, H, W] normalised with the training split's per-channel mean and std in, logits out).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pynas.arch import RNNCell, load_rnn_cell
+from pynas.arch import ConvNet, RNNCell, load_conv_net, load_rnn_cell
 
 FORMAT = "pynas-model"
 VERSION = 1
@@ -34,7 +38,29 @@ def _build_ptb(arch: Any, options: dict[str, Any]) -> nn.Module:
     return CellLanguageModel(cell, **options)
 
 
-BUILDERS = {"ptb": _build_ptb}
+def _build_cifar10(arch: Any, options: dict[str, Any]) -> nn.Module:
+    from pynas.children.conv_net import ConvChild
+
+    if isinstance(arch, ConvNet):
+        net = arch
+    elif isinstance(arch, str):
+        net = load_conv_net(arch)
+    else:
+        net = ConvNet.from_dict(arch)
+    options = {"num_classes": 10, "image_channels": 3, **options}
+    bn_eps = options.pop("bn_eps", None)  # not in the state dict: kept as build options
+    bn_momentum = options.pop("bn_momentum", None)
+    model = ConvChild(net, **options)
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            if bn_eps is not None:
+                module.eps = float(bn_eps)
+            if bn_momentum is not None:
+                module.momentum = float(bn_momentum)
+    return model
+
+
+BUILDERS = {"ptb": _build_ptb, "cifar10": _build_cifar10}
 
 
 def _arch_json(arch: Any) -> str:
@@ -50,12 +76,15 @@ def build_model(arch: Any, task: str = "ptb", **options: Any) -> nn.Module:
 
     `arch` is an architecture object, a named architecture or JSON; `options` are the child's
     constructor arguments (for ptb: vocab_size, hidden_size, num_layers, dropout, tie_weights,
-    impl).
+    impl; for cifar10: num_classes, image_channels, concat, and bn_eps / bn_momentum for every
+    batch-norm layer).
     """
     if task not in BUILDERS:
         raise ValueError(f"unknown task {task!r}; known: {sorted(BUILDERS)}")
     model = BUILDERS[task](arch, dict(options))
-    setattr(model, _SPEC_ATTR, {"task": task, "arch": _arch_json(arch), "options": dict(options)})
+    built = getattr(model, "arch", None)  # the validated architecture the child was built from
+    arch_json = built.to_json() if hasattr(built, "to_json") else _arch_json(arch)
+    setattr(model, _SPEC_ATTR, {"task": task, "arch": arch_json, "options": dict(options)})
     return model
 
 
