@@ -20,12 +20,14 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pynas.executors import Executor, InProcessExecutor
 from pynas.search.budgets import Budget
 from pynas.search.display import SearchDisplay
+from pynas.search.policy import policy_stats
 from pynas.search.rundir import RunDir, RunDirError
 from pynas.search.tasks import SearchTask
 from pynas.strategies.base import Strategy
@@ -66,6 +68,8 @@ class Search:
         self.records: list[dict[str, Any]] = []
         self.session_start = time.monotonic()
         self.stopped_by_time = False
+        # called with each child record right after it is logged (e.g. TensorBoard)
+        self.on_record: list[Callable[[dict[str, Any]], None]] = []
 
     # ----- state ------------------------------------------------------------------------------
     def restore(self) -> None:
@@ -187,10 +191,13 @@ class Search:
         pending = self.pending
         done = {r["index"] for r in self.records[self.absorbed :]}
         todo = [(i, pending.archs[i - pending.start]) for i in pending.indices() if i not in done]
+        policy = policy_stats(self.strategy, self.task.space, pending.start, pending.archs)
         for index, arch_json, result, seconds in self.executor.map(self._evaluate, todo):
-            record = make_record(index, arch_json, result, seconds)
+            record = make_record(index, arch_json, result, seconds, extra=policy.get(index))
             self.run.log.append(record)
             self.records.append(record)
+            for listener in self.on_record:
+                listener(record)
             self.display.child(
                 record, self.task.space.render(self.task.space.arch_from_json(arch_json))
             )
@@ -248,8 +255,17 @@ class Search:
         }
 
 
-def make_record(index: int, arch_json: str, result: ChildResult, seconds: float) -> dict[str, Any]:
-    """One line of children.jsonl; ``arch`` serialises to exactly the canonical JSON."""
+def make_record(
+    index: int,
+    arch_json: str,
+    result: ChildResult,
+    seconds: float,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One line of children.jsonl; ``arch`` serialises to exactly the canonical JSON.
+
+    `extra` fields (the controller's ``baseline``, ``log_prob``, ``entropy``) follow ``reason``.
+    """
     data = result.to_dict()
     metrics = dict(data["metrics"])
     reward = data["reward"]
@@ -270,6 +286,7 @@ def make_record(index: int, arch_json: str, result: ChildResult, seconds: float)
         "seconds": round(float(metrics.pop("seconds", seconds)), 3),
         "status": status,
         "reason": reason,
+        **(extra or {}),
     }
     if metrics:
         record["metrics"] = metrics
