@@ -18,6 +18,7 @@ from pynas.search.display import SearchDisplay
 from pynas.search.loop import Search
 from pynas.search.rundir import RunDir, RunDirError
 from pynas.search.tasks import TASKS, make_task
+from pynas.search.tensorboard import TensorBoardLogger, require_tensorboard
 from pynas.spaces import DecisionSpace
 from pynas.strategies import PRESETS, RandomSearch, RegularizedEvolution, Reinforce, Strategy
 from pynas.tasks.data import DataError
@@ -66,6 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch threads (default 1: fastest for small children and on a loaded machine)",
     )
     p.add_argument("--quiet", action="store_true", help="no live progress display")
+    p.add_argument(
+        "--tensorboard",
+        nargs="?",
+        const="",
+        metavar="DIR",
+        help="log reward, baseline and entropy per child to TensorBoard in DIR (default: "
+        "RUN/tensorboard); needs the tensorboard package: pip install 'pynas[tensorboard]'",
+    )
     # test/demo knob of the toy task: seconds each toy child takes
     p.add_argument("--child-delay", type=nonnegative_float, help=argparse.SUPPRESS)
     return p
@@ -141,7 +150,8 @@ def main_body(args: argparse.Namespace) -> int:
         if conflicts:
             raise UsageError(
                 f"--resume takes the run's settings from its run.json; drop {', '.join(conflicts)}"
-                " (only --data-dir, --threads and --quiet may be given with --resume)"
+                " (only --data-dir, --threads, --quiet and --tensorboard may be given with "
+                "--resume)"
             )
         run = RunDir.open(args.resume)
         meta = run.meta()
@@ -150,6 +160,8 @@ def main_body(args: argparse.Namespace) -> int:
     else:
         meta = _new_meta(args)
         run = None
+    if args.tensorboard is not None:
+        require_tensorboard()  # before a new run directory is created
     data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else meta["data_dir"]
     budget = Budget(**meta["budget_settings"])
     task = make_task(meta["task"], budget.child, meta["seed"], data_dir)  # DataError -> usage
@@ -188,12 +200,20 @@ def _search(
         file=stream,
         flush=True,
     )
+    board = None
+    if args.tensorboard is not None:
+        board = TensorBoardLogger(args.tensorboard or run.path / "tensorboard", search.records)
+        search.on_record.append(board.log)
+        print(f"TensorBoard: tensorboard --logdir {board.log_dir}", file=stream, flush=True)
     started = time.monotonic()
     try:
         summary = search.run_all()
     except KeyboardInterrupt:
         print(f"\ninterrupted; continue with --resume {run.path}", file=stream)
         return 130
+    finally:
+        if board is not None:
+            board.close()
     summary["session_wall_seconds"] = round(time.monotonic() - started, 1)
     run.write_summary(summary)
     print_summary(summary, task.space, stream=sys.stdout)
