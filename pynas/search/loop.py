@@ -55,12 +55,16 @@ class Search:
         budget: Budget,
         executor: Executor | None = None,
         display: SearchDisplay | None = None,
+        evaluate: Callable[[tuple[int, str]], tuple[int, str, ChildResult, float]] | None = None,
     ) -> None:
         self.run = run
         self.task = task
         self.strategy = strategy
         self.budget = budget
         self.executor = executor or InProcessExecutor()
+        # a picklable evaluation for executors that train children in other processes
+        # (pynas.executors.child.ChildEvaluator); the default evaluates self.task in-process
+        self.evaluate = evaluate or self._evaluate
         self.display = display or SearchDisplay(budget.children, enabled=False)
         self.absorbed = 0
         self.pending: Pending | None = None
@@ -192,7 +196,7 @@ class Search:
         done = {r["index"] for r in self.records[self.absorbed :]}
         todo = [(i, pending.archs[i - pending.start]) for i in pending.indices() if i not in done]
         policy = policy_stats(self.strategy, self.task.space, pending.start, pending.archs)
-        for index, arch_json, result, seconds in self.executor.map(self._evaluate, todo):
+        for index, arch_json, result, seconds in self.executor.map(self.evaluate, todo):
             record = make_record(index, arch_json, result, seconds, extra=policy.get(index))
             self.run.log.append(record)
             self.records.append(record)
