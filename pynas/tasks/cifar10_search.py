@@ -91,27 +91,27 @@ def make_cifar10_task(
 
 # ----- budgets ------------------------------------------------------------------------------
 def default_budget() -> Budget:
-    """A laptop budget: ~15 minutes on one loaded core; small children, one epoch each."""
+    """A laptop budget: about 8 minutes on one core (14 at most); small one-epoch children."""
     return Budget(
-        children=160,
+        children=128,
         batch_size=8,
         grads_per_update=1,
         child={
             "start_depth": 3,
-            "depth_every": 80,
+            "depth_every": 64,
             "depth_step": 2,
             "max_depth": 5,
             "epochs": 1,
             "batch_size": 64,
-            "train_images": 1000,
+            "train_images": 600,
             "valid_images": 500,
             "reward_epochs": 5,
             "reward_exponent": 3.0,
-        },  # fmt: skip
+        },
         reinforce={"lr": 0.02},
         time_limit=840.0,
         description=(
-            "laptop budget: 160 children (depth 3, then 5 after 80), 1 epoch on 1,000 images, "
+            "laptop budget: 128 children (depth 3, then 5 after 64), 1 epoch on 600 images, "
             "validated on 500; m=8; controller lr 0.02 for so few updates; stops by 14 min"
         ),
     )
