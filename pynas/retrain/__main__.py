@@ -1,0 +1,5 @@
+import sys
+
+from pynas.retrain.cli import main
+
+sys.exit(main())

@@ -1,0 +1,192 @@
+"""``python -m pynas.retrain RUN --top K``: retrain a run's best architectures over a grid."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pynas.cli import UsageError, positive_int, run_main
+from pynas.retrain.grid import float_list, make_grid
+from pynas.retrain.report import to_markdown
+from pynas.retrain.runner import Retrain
+from pynas.retrain.store import SUMMARY_MD, RetrainDir
+from pynas.retrain.tasks import TASKS, CIFAR10Retrain, PTBRetrain, RetrainTask
+from pynas.runs import RunError, open_run
+from pynas.tasks.data import DataError
+
+# Grid defaults per task: small enough for a laptop (4 points), the axes of SPEC §6.
+DEFAULT_GRID: dict[str, dict[str, list[float]]] = {
+    "ptb": {"lr": [20.0, 10.0], "weight_decay": [0.0, 1e-6]},
+    "cifar10": {
+        "lr": [0.1, 0.05],
+        "weight_decay": [1e-4, 5e-4],
+        "bn_eps": [1e-5],
+        "bn_momentum": [0.1],
+    },
+}
+OPTION = {"lr": "--lr", "weight_decay": "--weight-decay", "bn_eps": "--bn-eps",
+          "bn_momentum": "--bn-momentum"}  # fmt: skip
+
+EPILOG = """\
+By default an architecture is trained exactly like a child of the run (its budget's settings:
+hidden size, epochs, training tokens/images) with a 2x2 grid, chosen on the whole validation
+split and reported on the whole test split. A paper-like PTB retrain (SPEC §6; hours to days
+on a laptop) trains much longer on all the data, e.g.:
+
+  python -m pynas.retrain RUN --top 10 --epochs 40 --train-limit all --hidden 650 \\
+      --dropout 0.5 --lr 20,10,5 --weight-decay 0,1e-6,1e-5
+
+Results: RUN/retrain/summary.md and summary.json; models in RUN/retrain/models/ (load with
+pynas.load_model). Run the same command again to continue a retrain that stopped.
+"""
+
+
+def size_limit(text: str) -> int | None:
+    """argparse type: a positive count, or 'all' (no limit)."""
+    if text == "all":
+        return None
+    return positive_int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m pynas.retrain",
+        description="Retrain the K best architectures of a search run from scratch over a grid "
+        "of training settings, choose each one's by validation and report the test split.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("run", metavar="RUN", help="run directory of a search (python -m pynas.search)")
+    p.add_argument("--top", type=positive_int, default=3, help="how many architectures (3)")
+    grid = p.add_argument_group("grid (comma-separated values; every combination is trained)")
+    grid.add_argument("--lr", type=float_list(0, strict=True), help="ptb: 20,10; cifar10: 0.1,0.05")
+    grid.add_argument(
+        "--weight-decay", type=float_list(0, strict=False), help="ptb: 0,1e-6; cifar10: 1e-4,5e-4"
+    )
+    grid.add_argument("--bn-eps", type=float_list(0, strict=True), help="cifar10 only: 1e-5")
+    grid.add_argument("--bn-momentum", type=float_list(0, strict=True), help="cifar10 only: 0.1")
+    train = p.add_argument_group("training (default: the run's child settings)")
+    train.add_argument("--epochs", type=positive_int)
+    train.add_argument("--hidden", type=positive_int, help="ptb only: hidden size")
+    train.add_argument("--dropout", type=float, help="ptb only")
+    train.add_argument(
+        "--train-limit",
+        type=size_limit,
+        default=argparse.SUPPRESS,
+        metavar="N|all",
+        help="train on the first N tokens (ptb) / images (cifar10)",
+    )
+    train.add_argument(
+        "--valid-limit", type=size_limit, default=None, metavar="N|all",
+        help="validate on the first N tokens/images (default: all)",
+    )  # fmt: skip
+    train.add_argument(
+        "--test-limit", type=size_limit, default=None, metavar="N|all",
+        help="test on the first N tokens/images (default: all; smaller only for quick checks)",
+    )  # fmt: skip
+    train.add_argument("--seed", type=int, default=0, help="seed of every training (0)")
+    p.add_argument("--data-dir", help="the task's data (default: the run's, else $PYNAS_DATA)")
+    p.add_argument("--out", help="output directory (default: RUN/retrain)")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch threads (1)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    return p
+
+
+def _grid(args: argparse.Namespace, task: str) -> list[dict[str, float]]:
+    axes = dict(DEFAULT_GRID[task])
+    for axis, option in OPTION.items():
+        values = getattr(args, axis)
+        if values is None:
+            continue
+        if axis not in axes:
+            raise UsageError(f"{option} applies to cifar10 runs (batch norm); this is a {task} run")
+        axes[axis] = values
+    return make_grid(axes)
+
+
+def _overrides(args: argparse.Namespace, task: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"seed": args.seed}
+    if args.epochs is not None:
+        out["epochs"] = args.epochs
+    size = "tokens" if task == "ptb" else "images"
+    if hasattr(args, "train_limit"):
+        out[f"train_{size}"] = args.train_limit
+    out[f"valid_{size}"] = args.valid_limit
+    for name in ("hidden", "dropout"):
+        if getattr(args, name) is not None:
+            if task != "ptb":
+                raise UsageError(f"--{name} applies to ptb runs; this is a {task} run")
+            out[name] = getattr(args, name)
+    if args.dropout is not None and not 0 <= args.dropout < 1:
+        raise UsageError(f"--dropout must be in [0, 1), got {args.dropout}")
+    return out
+
+
+def check_task(task: Any, run: str) -> str:
+    if task not in TASKS:
+        raise UsageError(f"retrain supports {' and '.join(TASKS)} runs; {run} is a {task!r} run")
+    return str(task)
+
+
+def make_task(meta: dict[str, Any], args: argparse.Namespace) -> RetrainTask:
+    task = check_task(meta.get("task"), args.run)
+    child = dict((meta.get("budget_settings") or {}).get("child") or {})
+    data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else meta.get("data_dir")
+    overrides = _overrides(args, task)
+    cls = PTBRetrain if task == "ptb" else CIFAR10Retrain
+    try:
+        return cls(child, overrides, data_dir, test_limit=args.test_limit)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"cannot retrain with these settings: {exc}") from None
+
+
+def main_body(args: argparse.Namespace) -> int:
+    run = open_run(args.run)
+    ranked = run.ranked()
+    if not run.records:
+        raise UsageError(f"{run.path} has no finished children yet; nothing to retrain")
+    if not ranked:
+        raise UsageError(
+            f"all {len(run.records)} children of {run.path} failed; nothing to retrain"
+        )
+    torch.set_num_threads(args.threads)
+    grid = _grid(args, check_task(run.task, args.run))
+    task = make_task(run.meta, args)  # loads the data: DataError -> exit 2
+    entries = ranked[: args.top]
+    say = (lambda _: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    if len(entries) < args.top:
+        say(f"note: {run.path} has only {len(entries)} distinct successful architectures")
+    out = RetrainDir(args.out or run.path / "retrain")
+    resumed = out.open({"run": str(run.path.resolve()), "task": task.name,
+                        "settings": task.settings})  # fmt: skip
+    try:
+        retrain = Retrain(task, out, entries, grid, say)
+        done = retrain.restore()
+        say(
+            f"{'resuming' if resumed else 'starting'} retrain of {run.path}: top {len(entries)}, "
+            f"{len(grid)} grid points each, {done} points already done; output {out.path}"
+        )
+        try:
+            retrain.run()
+        except KeyboardInterrupt:
+            print("\ninterrupted; run the same command again to continue", file=sys.stderr)
+            return 130
+        summary = retrain.summary()
+        summary["run"] = str(run.path)
+        markdown = to_markdown(summary, str(run.path))
+        out.write_summary(summary, markdown)
+    finally:
+        out.close()
+    print(markdown.split("\n## Grid")[0].rstrip())
+    print(f"\nfull table: {out.path / SUMMARY_MD}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    return run_main(build_parser(), main_body, argv, usage_errors=(RunError, DataError))

@@ -1,0 +1,121 @@
+"""The retrain directory (default ``RUN/retrain/``): settings, results log, models, summary.
+
+* ``config.json``: the training settings every result depends on (grid axes excepted); a
+  retrain with other settings is refused rather than mixed in.
+* ``results.jsonl``: one line per finished grid point (``"kind": "train"``) and per test
+  evaluation of a chosen model (``"kind": "test"``), appended with one fsynced write, so a
+  killed retrain continues where it stopped (a torn last line is dropped and redone).
+* ``models/<arch id>-<point>.pt``: the best model so far of each architecture, saved with
+  :func:`pynas.save_model` (load it with :func:`pynas.load_model`).
+* ``summary.md`` and ``summary.json``: the final table.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from pynas.cli import UsageError
+from pynas.search.childlog import ChildLog
+
+CONFIG = "config.json"
+RESULTS = "results.jsonl"
+MODELS = "models"
+SUMMARY_JSON = "summary.json"
+SUMMARY_MD = "summary.md"
+LOCK = ".lock"
+FORMAT = 1
+
+
+def arch_id(arch_json: str) -> str:
+    """A short stable name for an architecture: 10 hex digits of its canonical JSON's SHA-1."""
+    return hashlib.sha1(arch_json.encode()).hexdigest()[:10]
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class RetrainDir:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.log = ChildLog(self.path / RESULTS)
+        self.models = self.path / MODELS
+        self._lock_fd: int | None = None
+
+    def open(self, config: dict[str, Any]) -> bool:
+        """Create or reopen the directory for `config`; True if it resumes earlier work."""
+        if self.path.exists() and not self.path.is_dir():
+            raise UsageError(f"retrain output {self.path} exists and is not a directory")
+        self.models.mkdir(parents=True, exist_ok=True)
+        self._lock()
+        try:
+            return self._check_config(config)
+        except BaseException:
+            self.close()
+            raise
+
+    def _check_config(self, config: dict[str, Any]) -> bool:
+        config = {"format": FORMAT, **config}
+        path = self.path / CONFIG
+        if path.is_file():
+            try:
+                old = json.loads(path.read_text())
+            except json.JSONDecodeError as exc:
+                raise UsageError(f"{path} is not valid JSON ({exc})") from None
+            if old != json.loads(json.dumps(config)):
+                raise UsageError(_mismatch(path, old, config))
+            return True
+        _write_atomic(path, json.dumps(config, indent=2) + "\n")
+        return False
+
+    def _lock(self) -> None:
+        fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise UsageError(
+                f"another retrain is using {self.path}; wait for it to finish or stop it"
+            ) from None
+        self._lock_fd = fd
+
+    def close(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def model_path(self, aid: str, slug: str) -> Path:
+        return self.models / f"{aid}-{slug}.pt"
+
+    def relative(self, path: Path) -> str:
+        return str(path.relative_to(self.path))
+
+    def write_summary(self, summary: dict[str, Any], markdown: str) -> None:
+        _write_atomic(self.path / SUMMARY_JSON, json.dumps(summary, indent=2) + "\n")
+        _write_atomic(self.path / SUMMARY_MD, markdown)
+
+
+def _mismatch(path: Path, old: dict[str, Any], new: dict[str, Any]) -> str:
+    keys = sorted(set(old) | set(new))
+    diffs = []
+    for key in keys:
+        if key == "settings" and isinstance(old.get(key), dict):
+            inner = sorted(set(old[key]) | set(new.get(key) or {}))
+            diffs += [
+                f"{k}: {old[key].get(k)!r} -> {(new.get(key) or {}).get(k)!r}"
+                for k in inner
+                if old[key].get(k) != (new.get(key) or {}).get(k)
+            ]
+        elif old.get(key) != new.get(key):
+            diffs.append(f"{key}: {old.get(key)!r} -> {new.get(key)!r}")
+    return (
+        f"{path.parent} holds a retrain with other training settings ({'; '.join(diffs)}); "
+        "repeat the earlier options to continue it, or pass --out DIR for a separate retrain"
+    )

@@ -1,0 +1,127 @@
+"""Read a search's run directory for what comes after the search (retrain, show).
+
+Reading never changes the run: a torn last line of ``children.jsonl`` (a search killed, or still
+writing) is skipped, not cut off, so this is safe while a search is running.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pynas.search.childlog import ChildLog, ChildLogError
+from pynas.search.rundir import CHILDREN, META
+
+# The task's score of a child, besides the reward: (name, record field path, higher is better).
+METRICS: dict[str, tuple[str, bool]] = {"ptb": ("ppl", False), "cifar10": ("accuracy", True)}
+
+
+class RunError(Exception):
+    """RUN cannot be read as a search run; the message says why and what to pass instead."""
+
+
+def arch_key(arch: Any) -> str:
+    """The canonical JSON of a logged ``arch`` value (compact, the search's key order)."""
+    return json.dumps(arch, separators=(",", ":"))
+
+
+def render_arch(arch: Any) -> str:
+    """The architecture in text: a cell's or network's render(), else its JSON."""
+    from pynas.arch import ConvNet, RNNCell
+
+    kind = arch.get("kind") if isinstance(arch, dict) else None
+    if kind == "rnn_cell":
+        return RNNCell.from_dict(arch).render()
+    if kind == "conv_net":
+        return ConvNet.from_dict(arch).render()
+    return json.dumps(arch)
+
+
+def record_metric(record: dict[str, Any], task: str) -> float | None:
+    """The task's metric of a child record (ppl for ptb, accuracy for cifar10), if finite."""
+    if task not in METRICS:
+        return None
+    name = METRICS[task][0]
+    value = record.get(name)
+    if value is None:
+        value = (record.get("metrics") or {}).get(name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+@dataclass
+class Ranked:
+    """One distinct architecture of a run: its best child and how often it was sampled."""
+
+    rank: int
+    record: dict[str, Any]  # the best-rewarded child with this architecture
+    count: int
+
+    @property
+    def arch(self) -> Any:
+        return self.record["arch"]
+
+
+@dataclass
+class RunData:
+    path: Path
+    meta: dict[str, Any]
+    records: list[dict[str, Any]]  # in child order
+    torn_bytes: int  # size of an incomplete last line that was skipped
+
+    @property
+    def task(self) -> str:
+        return str(self.meta.get("task", "?"))
+
+    @property
+    def ok(self) -> list[dict[str, Any]]:
+        return [r for r in self.records if r.get("status") == "ok"]
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [r for r in self.records if r.get("status") != "ok"]
+
+    def ranked(self) -> list[Ranked]:
+        """Distinct architectures of successful children, best reward first (ties: earliest)."""
+        best: dict[str, dict[str, Any]] = {}
+        count: dict[str, int] = {}
+        for r in sorted(self.ok, key=lambda r: (-float(r["reward"]), r["index"])):
+            key = arch_key(r["arch"])
+            count[key] = count.get(key, 0) + 1
+            best.setdefault(key, r)
+        ordered = sorted(best.items(), key=lambda kv: (-float(kv[1]["reward"]), kv[1]["index"]))
+        return [Ranked(i + 1, r, count[k]) for i, (k, r) in enumerate(ordered)]
+
+
+def open_run(path: str | os.PathLike[str]) -> RunData:
+    """The run in `path`: its settings and children; RunError if it is not a readable run."""
+    run = Path(path)
+    if not run.exists():
+        raise RunError(f"run directory {run} does not exist")
+    if not run.is_dir():
+        raise RunError(f"{run} is not a directory; pass the run directory of a search")
+    meta_path = run / META
+    if not meta_path.is_file():
+        raise RunError(
+            f"{run} is not a search run (no {META}); pass the --run-dir of a "
+            "`python -m pynas.search` run"
+        )
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RunError(f"{meta_path} is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise RunError(f"{meta_path} does not hold a run's settings (not a JSON object)")
+    try:
+        report = ChildLog(run / CHILDREN).read(repair=False)
+    except ChildLogError as exc:
+        raise RunError(str(exc)) from None
+    records = sorted(
+        (r for r in report.records if isinstance(r.get("index"), int)), key=lambda r: r["index"]
+    )
+    return RunData(run, meta, records, report.dropped_bytes)
