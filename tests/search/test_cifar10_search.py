@@ -156,13 +156,18 @@ def run_search(*args):
     )
 
 
-def test_cli_missing_data_is_a_usage_error(tmp_path):
-    proc = run_search("--task", "cifar10", "--data-dir", str(tmp_path / "empty"),
-                      "--run-dir", str(tmp_path / "run"), "--quiet")  # fmt: skip
-    assert proc.returncode == 2
-    assert "cifar10_small.npz" in proc.stderr and "Traceback" not in proc.stderr
+def test_cli_missing_data_is_a_usage_error(tmp_path, capsys):
+    from pynas.search.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["--task", "cifar10", "--data-dir", str(tmp_path / "empty"),
+              "--run-dir", str(tmp_path / "run"), "--quiet"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert info.value.code == 2
+    assert "cifar10_small.npz" in err and str(tmp_path / "empty") in err
 
 
+@pytest.mark.slow
 def test_cli_runs_and_resumes(cifar10_dir, tmp_path):
     run = tmp_path / "run"
     proc = run_search("--task", "cifar10", "--data-dir", str(cifar10_dir), "--run-dir", str(run),
