@@ -1,0 +1,206 @@
+"""``python -m pynas.show RUN``: the leaderboard of a search run; ``--plot`` writes PNGs.
+
+The leaderboard lists the run's distinct successful architectures, best reward first: rank,
+reward, ppl (ptb) or validation accuracy (cifar10), parameters, the child that scored it and
+how often the controller sampled it, then each one in text. With ``--plot`` (needs matplotlib)
+it writes to RUN/plots (or ``--out``):
+
+* ``reward.png``: every child's reward (failed ones marked), the best so far, the baseline;
+* ``entropy.png``: the controller's entropy per sampled child (REINFORCE runs);
+* ``best_cell.png`` (ptb) / ``best_net.png`` (cifar10): a drawing of the best architecture.
+
+A log written before pynas recorded baseline and entropy is plotted with what it has, and the
+command says what is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from pynas.cli import UsageError, positive_int, run_main
+from pynas.runs import METRICS, Ranked, RunData, RunError, open_run, record_metric, render_arch
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m pynas.show",
+        description="Show a search run: leaderboard of the best architectures (in text), "
+        "and with --plot PNGs of its progress and of the best architecture.",
+    )
+    p.add_argument("run", metavar="RUN", help="run directory of a search (python -m pynas.search)")
+    p.add_argument("--top", type=positive_int, default=5, help="leaderboard length (5)")
+    p.add_argument("--plot", action="store_true", help="write PNGs (needs matplotlib)")
+    p.add_argument("--out", help="directory for the PNGs (default: RUN/plots)")
+    return p
+
+
+def _fmt(value: Any, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _metric_text(task: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if task == "ptb" else f"{value:.4f}"
+
+
+def _header(run: RunData) -> str:
+    meta = run.meta
+    status = "search in progress or interrupted (no summary.json yet)"
+    summary_path = run.path / "summary.json"
+    if summary_path.is_file():
+        try:
+            summary = json.loads(summary_path.read_text())
+            if summary.get("complete"):
+                status = "complete"
+            elif summary.get("stopped_by_time_limit"):
+                status = "stopped at its time limit"
+            else:
+                status = "stopped before its child count"
+        except json.JSONDecodeError:
+            status = "summary.json unreadable"
+    preset = f" (preset {meta.get('preset')})" if meta.get("strategy") == "reinforce" else ""
+    return (
+        f"run {run.path}: task {run.task}, strategy {meta.get('strategy', '?')}{preset}, "
+        f"budget {meta.get('budget', '?')}; {len(run.records)} children "
+        f"({len(run.failed)} failed); {status}"
+    )
+
+
+def leaderboard(run: RunData, top: int, stream: TextIO) -> list[Ranked]:
+    """Print the header, the table of the `top` architectures and each one in text."""
+    print(_header(run), file=stream)
+    if run.torn_bytes:
+        print(f"(an incomplete last line of children.jsonl, {run.torn_bytes} bytes, is not shown)",
+              file=stream)  # fmt: skip
+    ranked = run.ranked()[:top]
+    if not ranked:
+        return ranked
+    metric = METRICS.get(run.task, ("", False))[0]
+    col = {"ppl": "ppl", "accuracy": "val acc"}.get(metric, "")
+    print(f"\n{'rank':>4}  {'reward':>11}  {col:>8}  {'params':>11}  {'child':>6}  {'sampled':>7}",
+          file=stream)  # fmt: skip
+    for entry in ranked:
+        r = entry.record
+        print(
+            f"{entry.rank:>4}  {r['reward']:>11.5g}  "
+            f"{_metric_text(run.task, record_metric(r, run.task)) if col else '':>8}  "
+            f"{_fmt(r.get('params'), ','):>11}  {r['index']:>6}  {entry.count:>6}x",
+            file=stream,
+        )
+    for entry in ranked:
+        print(f"\n#{entry.rank} (child {entry.record['index']}):", file=stream)
+        for line in render_arch(entry.arch).splitlines():
+            print(f"  {line}", file=stream)
+    return ranked
+
+
+def retrain_table(run: RunData, stream: TextIO) -> None:
+    path = run.path / "retrain" / "summary.json"
+    if not path.is_file():
+        return
+    try:
+        summary = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        print(f"\n{path} is unreadable", file=stream)
+        return
+    metric = summary.get("metric", "")
+    state = "" if summary.get("complete") else " (incomplete)"
+    print(f"\nretrained{state} ({path.parent}/summary.md):", file=stream)
+    for row in summary.get("rows", []):
+        point = ", ".join(f"{k} {v:g}" for k, v in (row.get("best_point") or {}).items()) or "-"
+        print(
+            f"  {row['rank']}. child {row['search_index']}: {point}; valid {metric} "
+            f"{_fmt(row.get('valid'), '.4g')}, test {metric} {_fmt(row.get('test'), '.4g')}",
+            file=stream,
+        )
+
+
+def missing_fields(run: RunData) -> list[str]:
+    """What the log lacks for the plots (old logs, strategies without a controller)."""
+    out = []
+    for field in ("baseline", "entropy"):
+        if not any(r.get(field) is not None for r in run.records):
+            out.append(field)
+    return out
+
+
+def plot(run: RunData, best: Ranked | None, out: Path, stream: TextIO) -> list[Path]:
+    """Write the PNGs; print each path and what could not be drawn."""
+    from pynas.viz import PlotUnavailable
+    from pynas.viz.progress import plot_entropy, plot_rewards
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        name = f"{run.task} run {run.path.name}"
+        notes = plot_rewards(run.records, out / "reward.png", f"reward per child — {name}")
+        written.append(out / "reward.png")
+        if plot_entropy(run.records, out / "entropy.png", f"controller entropy — {name}"):
+            written.append(out / "entropy.png")
+        else:
+            notes.append(
+                "no entropy in children.jsonl (not a REINFORCE run, or a log written before "
+                "pynas recorded it): entropy.png not written"
+            )
+        if best is not None:
+            arch = best.arch
+            kind = arch.get("kind") if isinstance(arch, dict) else None
+            title = f"best architecture: child {best.record['index']}, " + (
+                f"reward {best.record['reward']:.4g}"
+            )
+            value = record_metric(best.record, run.task)
+            if value is not None:
+                title += f", {METRICS[run.task][0]} {_metric_text(run.task, value)}"
+            if kind == "rnn_cell":
+                from pynas.arch import RNNCell
+                from pynas.viz.cell import draw_cell
+
+                draw_cell(RNNCell.from_dict(arch), out / "best_cell.png", title)
+                written.append(out / "best_cell.png")
+            elif kind == "conv_net":
+                from pynas.arch import ConvNet
+                from pynas.viz.conv_net import draw_conv_net
+
+                draw_conv_net(ConvNet.from_dict(arch), out / "best_net.png", title)
+                written.append(out / "best_net.png")
+            else:
+                notes.append(f"no drawing for {run.task} architectures (not a cell or a CNN)")
+    except PlotUnavailable as exc:
+        raise UsageError(f"--plot: {exc}") from None
+    for path in written:
+        print(f"wrote {path}", file=stream)
+    for note in notes:
+        print(f"note: {note}", file=stream)
+    return written
+
+
+def main_body(args: argparse.Namespace) -> int:
+    run = open_run(args.run)
+    if not run.records:
+        raise UsageError(f"{run.path} has no finished children yet; nothing to show")
+    ranked = leaderboard(run, args.top, sys.stdout)
+    if not ranked:
+        print(f"\nall {len(run.records)} children failed; no leaderboard", file=sys.stdout)
+    retrain_table(run, sys.stdout)
+    missing = missing_fields(run)
+    if missing:
+        print(f"\nnot in this log: {', '.join(missing)} (older pynas, or a strategy without a "
+              "controller)", file=sys.stdout)  # fmt: skip
+    if args.plot:
+        print("", file=sys.stdout)
+        out = Path(args.out) if args.out else run.path / "plots"
+        plot(run, ranked[0] if ranked else None, out, sys.stdout)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_main(build_parser(), main_body, argv, usage_errors=(RunError,))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
