@@ -128,6 +128,18 @@ def test_other_strategies_work_on_the_cnn_space(task, tmp_path):
     assert depths == [1] * 4 + [3] * 4 and summary["failed"] == 0
 
 
+def test_extra_per_layer_choice_is_one_setting(cifar10_dir, tmp_path):
+    child = {**TINY_CHILD, "depth_every": 100, "extra_choices": {"pool": ["none", "max"]}}
+    pooled = make_task("cifar10", child, 0, str(cifar10_dir))
+    assert "layer0.pool" in pooled.space.names
+    strategy = Reinforce(pooled.space, "paper", batch_size=4, seed=0)
+    assert list(strategy.controller.heads) == ["fh", "fw", "filters", "stride", "pool"]
+    search(tmp_path / "run", pooled, 8, strategy)
+    pools = [layer.get("pool", "none") for r in read_log(tmp_path / "run")
+             for layer in r["arch"]["layers"]]  # fmt: skip
+    assert set(pools) == {"none", "max"}
+
+
 def test_budgets():
     assert set(BUDGETS) == {"default", "paper"}
     paper = paper_budget()
