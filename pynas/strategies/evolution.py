@@ -38,14 +38,27 @@ class RegularizedEvolution(Strategy):
         self.rng = random.Random(seed)
         self.population: deque[tuple[Decisions, float]] = deque()
 
+    def project(self, decisions: Decisions) -> Decisions:
+        """`decisions` as a dict of the space as it is now.
+
+        A space can change during a search (the CNN space grows deeper): decisions the parent
+        lacks are sampled at random, decisions the space no longer has are dropped.
+        """
+        return {
+            d.name: decisions[d.name]
+            if d.name in decisions and decisions[d.name] in d.choices
+            else self.rng.choice(d.choices)
+            for d in self.space.decisions
+        }
+
     def mutate(self, decisions: Decisions) -> Decisions:
         """Copy of `decisions` with one decision (that has alternatives) changed."""
         mutable = [d for d in self.space.decisions if len(d.choices) > 1]
-        child = dict(decisions)
+        child = self.project(decisions)
         if not mutable:
             return child
         d = self.rng.choice(mutable)
-        child[d.name] = self.rng.choice([c for c in d.choices if c != decisions[d.name]])
+        child[d.name] = self.rng.choice([c for c in d.choices if c != child[d.name]])
         return child
 
     def _propose(self) -> Decisions:

@@ -78,3 +78,23 @@ def test_evolution_beats_random_on_a_toy_objective():
     evo = [best_after(RegularizedEvolution(SPACE, 20, 5, seed=k)) for k in range(3)]
     rnd = [best_after(RandomSearch(SPACE, seed=k)) for k in range(3)]
     assert sum(evo) > sum(rnd)
+
+
+@pytest.mark.parametrize("kind", ["random", "evolution", "reinforce"])
+def test_strategies_follow_a_space_that_grows(kind):
+    from pynas.arch import ConvNet
+    from pynas.spaces.conv_space import ConvNetSpace
+
+    space = ConvNetSpace(depth=2)
+    strategy = {
+        "random": lambda: RandomSearch(space, seed=0),
+        "evolution": lambda: RegularizedEvolution(space, population_size=4, sample_size=2, seed=0),
+        "reinforce": lambda: Reinforce(space, batch_size=4, seed=0),
+    }[kind]()
+    for _ in range(2):
+        archs = strategy.ask(4)
+        strategy.tell(archs, [float(len(a.layers)) for a in archs])
+    space.set_depth(4)
+    grown = strategy.ask(6)
+    assert all(isinstance(a, ConvNet) and len(a.layers) == 4 for a in grown)
+    strategy.tell(grown, [1.0] * 6)
