@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+import torch
+
 from pynas.arch import NAMED_CELLS, ArchitectureError, load_rnn_cell
 from pynas.children.language_model import hidden_for_param_budget
 from pynas.children.tree_rnn import DEFAULT_IMPL, IMPLS
@@ -43,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--valid-tokens", type=int, help="validate on the first N tokens only")
     p.add_argument("--impl", choices=IMPLS, default=DEFAULT_IMPL, help="cell implementation")
     p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="torch intra-op threads (default: torch's, one per core; use 1 on a busy machine)",
+    )
     p.add_argument("--output", help="write the result as JSON to this file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -52,6 +59,8 @@ def _check_positive(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     for name in ("epochs", "hidden", "layers", "batch_size", "bptt"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
     for name in ("lr", "clip"):
         if not getattr(args, name) > 0:
             parser.error(f"--{name} must be > 0, got {getattr(args, name)}")
@@ -77,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         corpus = load_corpus(args.data_dir)
     except DataError as exc:
         parser.error(str(exc))
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     hidden = args.hidden
     if args.params_budget:
         hidden = hidden_for_param_budget(
