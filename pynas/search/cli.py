@@ -13,9 +13,11 @@ from typing import Any
 import torch
 
 from pynas.cli import UsageError, nonnegative_float, positive_int, run_main
+from pynas.executors import options as execution
+from pynas.executors.child import TaskSpec
+from pynas.executors.select import make_search
 from pynas.search.budgets import BUDGETS, Budget, get_budget
 from pynas.search.display import SearchDisplay
-from pynas.search.loop import Search
 from pynas.search.rundir import RunDir, RunDirError
 from pynas.search.tasks import TASKS, make_task
 from pynas.search.tensorboard import TensorBoardLogger, require_tensorboard
@@ -75,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="log reward, baseline and entropy per child to TensorBoard in DIR (default: "
         "RUN/tensorboard); needs the tensorboard package: pip install 'pynas[tensorboard]'",
     )
+    execution.add_arguments(p)  # --executor, --workers, Ray's --address/--servers/--replicas...
     # test/demo knob of the toy task: seconds each toy child takes
     p.add_argument("--child-delay", type=nonnegative_float, help=argparse.SUPPRESS)
     return p
@@ -94,6 +97,7 @@ def _new_meta(args: argparse.Namespace) -> dict[str, Any]:
         changes["children"] = args.children
     if args.time_limit is not None:
         changes["time_limit"] = args.time_limit * 60 or None
+    changes.update(execution.budget_changes(args))  # --batch-size, --grads-per-update
     child = dict(budget.child)
     if args.child_delay is not None:
         if args.task != "toy":
@@ -110,6 +114,7 @@ def _new_meta(args: argparse.Namespace) -> dict[str, Any]:
         "preset": args.preset,
         "seed": args.seed,
         "data_dir": data_dir,
+        "execution": execution.execution_settings(args, args.strategy),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -141,7 +146,7 @@ def _resume_conflicts(args: argparse.Namespace) -> list[str]:
     defaults = {"--budget": ("budget", "default"), "--strategy": ("strategy", "reinforce"),
                 "--preset": ("preset", "paper"), "--seed": ("seed", 0)}  # fmt: skip
     out += [k for k, (attr, d) in defaults.items() if getattr(args, attr) != d]
-    return out
+    return out + execution.resume_conflicts(args)
 
 
 def main_body(args: argparse.Namespace) -> int:
@@ -150,8 +155,8 @@ def main_body(args: argparse.Namespace) -> int:
         if conflicts:
             raise UsageError(
                 f"--resume takes the run's settings from its run.json; drop {', '.join(conflicts)}"
-                " (only --data-dir, --threads, --quiet and --tensorboard may be given with "
-                "--resume)"
+                " (only --data-dir, --threads, --quiet, --tensorboard, --workers and --address "
+                "may be given with --resume)"
             )
         run = RunDir.open(args.resume)
         meta = run.meta()
@@ -166,16 +171,23 @@ def main_body(args: argparse.Namespace) -> int:
     budget = Budget(**meta["budget_settings"])
     task = make_task(meta["task"], budget.child, meta["seed"], data_dir)  # DataError -> usage
     if run is None:
+        # e.g. more parameter servers than the controller has tensors: refuse before creating
+        execution.check_new_run(meta["execution"], make_strategy(meta, task.space, budget))
         run = RunDir.create(args.run_dir, meta)
     run.lock()
     try:
-        return _search(args, meta, run, task, budget)
+        return _search(args, meta, run, task, budget, data_dir)
     finally:
         run.unlock()
 
 
 def _search(
-    args: argparse.Namespace, meta: dict[str, Any], run: RunDir, task: Any, budget: Budget
+    args: argparse.Namespace,
+    meta: dict[str, Any],
+    run: RunDir,
+    task: Any,
+    budget: Budget,
+    data_dir: str | None = None,
 ) -> int:
     """Run (or continue) the search in the locked run directory; print and save the summary."""
     torch.set_num_threads(args.threads)
@@ -184,7 +196,11 @@ def _search(
         budget.children, stream=stream, enabled=not args.quiet, time_limit=budget.time_limit
     )
     strategy = make_strategy(meta, task.space, budget)
-    search = Search(run, task, strategy, budget, display=display)
+    where = meta["execution"]
+    if args.resume:  # the run's settings, with --workers/--address of this session
+        where = execution.resumed_execution(meta.get("execution"), args)
+    spec = TaskSpec(meta["task"], budget.child, meta["seed"], data_dir, args.threads)
+    search, close = make_search(where, run, task, spec, meta, budget, strategy, display)
     search.restore()
     action = "resuming" if args.resume else "starting"
     limit = f", time limit {budget.time_limit / 60:.1f} min" if budget.time_limit else ""
@@ -196,7 +212,8 @@ def _search(
             else ""
         )
         + f", budget {meta['budget']} (up to {budget.children} children, "
-        f"m={budget.batch_size}{limit}), run {run.path}",
+        f"m={budget.batch_size}{limit}), children {execution.describe(where, meta['strategy'])}, "
+        f"run {run.path}",
         file=stream,
         flush=True,
     )
@@ -214,6 +231,7 @@ def _search(
     finally:
         if board is not None:
             board.close()
+        close()
     summary["session_wall_seconds"] = round(time.monotonic() - started, 1)
     run.write_summary(summary)
     print_summary(summary, task.space, stream=sys.stdout)

@@ -1,0 +1,187 @@
+"""Command-line options for where children run, and the search object they select.
+
+``--executor local`` (the default) trains children in the search process, or with
+``--workers N`` in N local worker processes. ``--executor ray`` starts a local Ray instance, or
+joins a cluster with ``--address HOST:PORT``; REINFORCE then runs as parameter servers
+(``--servers S``) and controller replicas (``--replicas K``), other strategies run each child as
+a Ray task. The settings are stored in ``run.json`` under ``execution``; on ``--resume`` only
+``--workers`` and ``--address`` (where to run) may change.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from pynas.cli.usage import UsageError, positive_int
+
+EXECUTORS = ("local", "ray")
+RAY_ONLY = ("address", "servers", "replicas", "child_cpus", "child_gpus")
+DEFAULTS: dict[str, Any] = {
+    "executor": "local", "workers": None, "child_retries": 2, "address": None,
+    "servers": 2, "replicas": 2, "child_cpus": 1.0, "child_gpus": 0.0,
+}  # fmt: skip
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def resource_amount(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("where children run (SPEC §6)")
+    g.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        help="local (default): in this process or --workers N processes; ray: on Ray",
+    )
+    g.add_argument("--workers", type=positive_int, help="local: train children in N processes")
+    g.add_argument(
+        "--child-retries",
+        type=nonnegative_int,
+        help="re-runs of a child whose worker process died, then it is failed (default 2)",
+    )
+    g.add_argument(
+        "--address",
+        help="ray: HOST:PORT of a running cluster; 'local' or none: start a local instance",
+    )
+    g.add_argument("--servers", type=positive_int, help="ray: parameter-server shards S (2)")
+    g.add_argument("--replicas", type=positive_int, help="ray: controller replicas K (2)")
+    g.add_argument("--child-cpus", type=resource_amount, help="ray: CPUs per child task (1)")
+    g.add_argument("--child-gpus", type=resource_amount, help="ray: GPUs per child task (0)")
+    g.add_argument(
+        "--batch-size", type=positive_int, help="override the budget's m (children per gradient)"
+    )
+    g.add_argument(
+        "--grads-per-update",
+        type=positive_int,
+        help="override the budget's g (gradients per controller update)",
+    )
+
+
+def budget_changes(args: argparse.Namespace) -> dict[str, Any]:
+    changes = {}
+    if args.batch_size is not None:
+        changes["batch_size"] = args.batch_size
+    if args.grads_per_update is not None:
+        changes["grads_per_update"] = args.grads_per_update
+    return changes
+
+
+def _given(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
+    return [_flag(n) for n in names if getattr(args, n, None) is not None]
+
+
+def execution_settings(args: argparse.Namespace, strategy: str) -> dict[str, Any]:
+    """Validated settings of a new run (raises UsageError on a bad combination)."""
+    executor = args.executor or "local"
+    settings = {k: (getattr(args, k) if getattr(args, k) is not None else v)
+                for k, v in DEFAULTS.items()}  # fmt: skip
+    settings["executor"] = executor
+    if settings["address"] == "local":
+        settings["address"] = None
+    if executor == "local":
+        wrong = _given(args, RAY_ONLY)
+        if wrong:
+            raise UsageError(f"{', '.join(wrong)} apply to --executor ray only")
+        if args.workers is None and args.child_retries is not None:
+            raise UsageError(
+                "--child-retries applies to worker processes: add --workers N or --executor ray"
+            )
+        return settings
+    if args.workers is not None:
+        raise UsageError(
+            "--workers is for --executor local; on Ray the cluster's CPUs (and --child-cpus) "
+            "decide how many children run at once"
+        )
+    if strategy != "reinforce":
+        wrong = _given(args, ("servers", "replicas"))
+        if wrong:
+            raise UsageError(f"{', '.join(wrong)} apply to --strategy reinforce only")
+    check_ray(settings)
+    return settings
+
+
+def check_new_run(settings: dict[str, Any], strategy: Any) -> None:
+    """Checks that need the search space: S shards for the controller's parameter tensors."""
+    from pynas.strategies import Reinforce
+
+    if settings["executor"] == "ray" and isinstance(strategy, Reinforce):
+        from pynas.executors.ray_server import split_names
+
+        sizes = {n: p.numel() for n, p in strategy.controller.named_parameters()}
+        try:
+            split_names(sizes, settings["servers"])
+        except ValueError as exc:
+            raise UsageError(f"--servers: {exc}") from None
+
+
+def check_ray(settings: dict[str, Any]) -> None:
+    """Ray is installed and the cluster address (if any) answers; else UsageError."""
+    from pynas.executors.ray_runtime import check_address, import_ray
+
+    import_ray()
+    if settings.get("address"):
+        check_address(settings["address"])
+
+
+def resumed_execution(saved: dict[str, Any] | None, args: argparse.Namespace) -> dict[str, Any]:
+    """The run's settings with what may change on --resume (--workers, --address)."""
+    settings = {**DEFAULTS, **(saved or {})}
+    if args.executor is not None and args.executor != settings["executor"]:
+        raise UsageError(
+            f"this run uses --executor {settings['executor']}; resume it with that executor"
+        )
+    if settings["executor"] == "local":
+        if args.address is not None:
+            raise UsageError("--address applies to --executor ray only")
+        if args.workers is not None:
+            settings["workers"] = args.workers
+        return settings
+    if args.workers is not None:
+        raise UsageError("--workers is for --executor local; this run uses Ray")
+    if args.address is not None:
+        settings["address"] = None if args.address == "local" else args.address
+    check_ray(settings)
+    return settings
+
+
+def resume_conflicts(args: argparse.Namespace) -> list[str]:
+    """Options of this group that a resumed run takes from run.json (so may not be given)."""
+    fixed = ("child_retries", "servers", "replicas", "child_cpus", "child_gpus", "batch_size",
+             "grads_per_update")  # fmt: skip
+    return _given(args, fixed)
+
+
+def describe(settings: dict[str, Any], strategy: str) -> str:
+    """A few words for the start-up line."""
+    if settings["executor"] == "ray":
+        where = settings["address"] or "a local Ray instance"
+        if strategy == "reinforce":
+            return (
+                f"Ray ({where}), {settings['servers']} parameter servers, "
+                f"{settings['replicas']} replicas"
+            )
+        return f"Ray ({where}), a task per child"
+    if settings["workers"]:
+        return f"{settings['workers']} local worker processes"
+    return "in this process"

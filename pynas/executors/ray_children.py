@@ -1,0 +1,125 @@
+"""Children as Ray tasks, with resource requests and retries when a worker dies.
+
+Each child is one task (``num_cpus``/``num_gpus`` as configured). The retries are ours, not
+Ray's (``max_retries=0``): a child whose worker process died (SIGKILL, out of memory, a lost
+node) is submitted again up to ``retries`` times, so every record knows its attempts and, in
+the end, why it failed. An exception inside the child never gets here: the evaluator turns it
+into a failed result.
+
+:class:`RayExecutor` offers the same ``map(fn, items)`` as the local executors, for the
+synchronous search loop (random search, evolution); REINFORCE on Ray uses the parameter
+servers instead (:mod:`pynas.search.ray_search`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from pynas.executors.ray_runtime import import_ray
+from pynas.executors.worker import IDLE_NAME, child_process_name, set_process_name
+
+
+def run_child(fn: Callable[[Any], Any], item: Any) -> Any:
+    """The body of a child task (named ``ps -o comm`` = ``pynas-c<index>`` while it runs)."""
+    set_process_name(child_process_name(item))
+    try:
+        return fn(item)
+    finally:
+        set_process_name(IDLE_NAME)
+
+
+def death_reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    detail = f": {text[0][:200]}" if text else ""
+    return f"Ray worker died ({type(exc).__name__}{detail})"
+
+
+class RayChildRunner:
+    """Run items through ``fn`` as Ray tasks; yield outcomes as they finish."""
+
+    def __init__(
+        self, fn: Callable[[Any], Any], num_cpus: float = 1.0, num_gpus: float = 0.0,
+        retries: int = 2,
+    ) -> None:  # fmt: skip
+        ray = import_ray()
+        self.fn = fn
+        self.retries = retries
+        self._fn_ref = ray.put(fn)
+        self._task = ray.remote(run_child).options(
+            num_cpus=num_cpus, num_gpus=num_gpus, max_retries=0, name="pynas_child"
+        )
+
+    def run(self, items: Iterable[Any]) -> Iterator[Any]:
+        ray = import_ray()
+        from ray.exceptions import RayTaskError, TaskCancelledError
+
+        pending: dict[Any, tuple[Any, int]] = {}
+        for item in items:
+            pending[self._task.remote(self._fn_ref, item)] = (item, 1)
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                item, attempts = pending.pop(ref)
+                try:
+                    outcome = ray.get(ref)
+                except (RayTaskError, TaskCancelledError) as exc:  # not a dead worker
+                    yield self._failed(item, f"child task failed: {exc}"[:500], attempts)
+                    continue
+                except ray.exceptions.RayError as exc:  # the worker (or its node) died
+                    if attempts <= self.retries:
+                        pending[self._task.remote(self._fn_ref, item)] = (item, attempts + 1)
+                    else:
+                        reason = f"{death_reason(exc)} (on each of {attempts} attempts)"
+                        yield self._failed(item, reason, attempts)
+                    continue
+                retried = getattr(self.fn, "retried", None)
+                yield retried(outcome, attempts) if attempts > 1 and retried else outcome
+
+    def _failed(self, item: Any, reason: str, attempts: int) -> Any:
+        failed = getattr(self.fn, "failed", None)
+        if failed is None:
+            raise RuntimeError(f"item {item!r}: {reason}")
+        return failed(item, reason, attempts)
+
+
+class RayExecutor:
+    """``map(fn, items)`` with each item a Ray task, for the synchronous search loop.
+
+    Ray is started (or joined at `address`) on first use; ``workers`` is how many children
+    the cluster runs at once. ``close`` shuts down a Ray instance this executor connected to.
+    """
+
+    def __init__(
+        self, address: str | None = None, num_cpus: float = 1.0, num_gpus: float = 0.0,
+        retries: int = 2,
+    ) -> None:  # fmt: skip
+        self.address = address
+        self.num_cpus, self.num_gpus, self.retries = num_cpus, num_gpus, retries
+        self._connected: bool | None = None  # None: not yet; True: we started/joined Ray
+        self._runner: RayChildRunner | None = None
+
+    def _connect(self) -> None:
+        if self._connected is None:
+            from pynas.executors.ray_runtime import connect
+
+            self._connected = connect(self.address)
+
+    @property
+    def workers(self) -> int:
+        from pynas.executors.ray_runtime import cluster_cpus
+
+        self._connect()
+        return max(1, int(cluster_cpus() // self.num_cpus)) if self.num_cpus > 0 else 1
+
+    def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
+        self._connect()
+        if self._runner is None or self._runner.fn is not fn:
+            self._runner = RayChildRunner(fn, self.num_cpus, self.num_gpus, self.retries)
+        return self._runner.run(items)
+
+    def close(self) -> None:
+        if self._connected:
+            import_ray().shutdown()
+        self._connected = None
+        self._runner = None

@@ -1,0 +1,503 @@
+"""REINFORCE on Ray with parameter servers (SPEC §6): the driver.
+
+The driver starts S :class:`~pynas.executors.ray_server.ParameterShard` actors (the
+controller's parameters, Adam state, version; shard 0 also the baseline), a
+:class:`~pynas.executors.ray_coordinator.Coordinator` and K
+:class:`~pynas.executors.ray_replica.Replica` actors, each of which trains batches of m children
+as Ray tasks and pushes gradients asynchronously; the servers apply an update per g gradients.
+The driver only watches: it drains the coordinator's events, writes every finished child once
+to ``children.jsonl``, restarts dead replicas, stops handing out work at the time limit, and
+checkpoints.
+
+Run directory (as for the local search, plus ``gradients.jsonl``): ``children.jsonl`` has the
+same records (a child whose worker died and was re-run has ``metrics.attempts``);
+``gradients.jsonl`` has one line per gradient applied on every shard: its id (the batch),
+replica, children ``[start, start+n)``, and per shard the version it was computed at, the
+version it was applied to, and their difference, the staleness. ``checkpoint.pt`` holds a
+``strategy`` entry loadable by :class:`pynas.strategies.Reinforce` (controller, Adam state,
+baseline, version) and under ``ray`` the exact shard states and the open batches.
+
+Checkpoints are consistent cuts. A checkpoint is taken from shard snapshots that agree on the
+set of received gradients; a gradient is pushed only after every event of its batch was queued,
+so the events drained after the snapshot complete the record of every batch in it. Batches not
+in the snapshot are saved as open, with their architectures, *before* any of their children is
+written to the log. So after a kill of the driver (and with it of the local Ray instance and
+all actors), ``--resume``:
+
+* never loses or duplicates a finished child (the log is the truth; a torn last line is
+  dropped and that child trained again);
+* re-runs the children that were in flight, in their open batches (same indices and
+  architectures); a batch whose children all finished only recomputes its gradient;
+* restores the servers to the checkpoint: gradients applied after it are applied again (once)
+  when their batches finish again, computed at the restored parameters.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from pynas.cli.usage import UsageError
+from pynas.executors.child import TaskSpec
+from pynas.executors.ray_server import merge_adam_states, merge_params, split_names
+from pynas.search.budgets import Budget
+from pynas.search.display import SearchDisplay
+from pynas.search.loop import CHECKPOINT_FORMAT, TOP_K
+from pynas.search.rundir import RunDir, RunDirError
+from pynas.search.tasks import SearchTask
+from pynas.strategies import Reinforce
+
+GRADIENTS = "gradients.jsonl"
+POLL_SECONDS = 0.25
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    servers: int = 2  # S
+    replicas: int = 2  # K
+    child_cpus: float = 1.0
+    child_gpus: float = 0.0
+    retries: int = 2  # re-runs of a child whose worker died
+    address: str | None = None  # None: start a local Ray instance
+    max_replica_restarts: int = 10  # per replica, then the search stops with an error
+
+
+class RaySearch:
+    def __init__(
+        self,
+        run: RunDir,
+        task: SearchTask,
+        spec: TaskSpec,
+        meta: dict[str, Any],
+        budget: Budget,
+        strategy: Reinforce,
+        settings: RaySettings,
+        display: SearchDisplay | None = None,
+    ) -> None:
+        if not isinstance(strategy, Reinforce):
+            raise UsageError("the Ray parameter-server search needs --strategy reinforce")
+        self.run = run
+        self.task = task
+        self.spec = spec
+        self.meta = meta
+        self.budget = budget
+        self.strategy = strategy  # initial parameters, settings and the names' order
+        self.settings = settings
+        self.display = display or SearchDisplay(budget.children, enabled=False)
+        self.names = [n for n, _ in strategy.controller.named_parameters()]
+        sizes = {n: p.numel() for n, p in strategy.controller.named_parameters()}
+        try:
+            self.slices = split_names(sizes, settings.servers)
+        except ValueError as exc:
+            raise UsageError(f"--servers: {exc}") from None
+        self.gradients_path = run.path / GRADIENTS
+        # what the driver knows
+        self.by_index: dict[int, dict[str, Any]] = {}
+        self.records: list[dict[str, Any]] = []  # in log order, as Search.records
+        # called with each child record right after it is logged (e.g. TensorBoard)
+        self.on_record: list[Callable[[dict[str, Any]], None]] = []
+        self.batches: dict[int, dict[str, Any]] = {}  # open batches (not in the saved snapshot)
+        self.snapshot: list[dict[str, Any]] | None = None  # last saved consistent cut
+        self.counts: list[int] | None = None
+        self.next_index = 0
+        self.next_batch = 0
+        self.batch_means: list[tuple[int, float]] = []  # (batch id, mean reward), push order
+        self.batch_seconds: list[float] = []
+        self.allocated_at: dict[int, float] = {}
+        self.written: set[int] = set()  # gradient ids in gradients.jsonl
+        self.restarts: dict[int, int] = {}
+        self.elapsed_before = 0.0
+        self.session_start = time.monotonic()
+        self.stopped_by_time = False
+        self._ray: Any = None
+
+    # ----- restore (no Ray needed) ------------------------------------------------------------
+    def restore(self) -> None:
+        report = self.run.log.read(repair=True)
+        if report.dropped_bytes:
+            self.display.message(
+                f"children.jsonl: dropped a torn last line ({report.dropped_bytes} bytes) left "
+                "by an interrupted write; that child will be trained again"
+            )
+        state = self.run.load_checkpoint()
+        if state is None:
+            if report.records:
+                raise RunDirError(
+                    f"{self.run.path}: children.jsonl has {len(report.records)} children but "
+                    "there is no checkpoint; the run directory is inconsistent"
+                )
+            self._rewrite_gradients([])
+            return
+        if state.get("format") != CHECKPOINT_FORMAT or state.get("executor") != "ray":
+            raise RunDirError(
+                f"{self.run.checkpoint_path}: not a checkpoint of a Ray search; resume this run "
+                "with the executor it was started with"
+            )
+        saved = state["ray"]
+        if len(saved["shards"]) != self.settings.servers:
+            raise RunDirError(f"{self.run.checkpoint_path}: saved with a different --servers")
+        self.snapshot = saved["shards"]
+        self.next_index, self.next_batch = saved["next_index"], saved["next_batch"]
+        self.batches = {b["id"]: dict(b) for b in saved["open"]}
+        self.batch_means = [tuple(x) for x in saved["batch_means"]]  # type: ignore[misc]
+        self.restarts = {int(k): v for k, v in saved.get("restarts", {}).items()}
+        self.elapsed_before = state["elapsed"]
+        self.display.elapsed_before = self.elapsed_before
+        self.by_index = self._check_log(report.records)
+        self.records = list(report.records)
+        self._rewrite_gradients(self.snapshot)
+        ordered = [self.by_index[i] for i in sorted(self.by_index)]
+        self.display.restored(ordered, [m for _, m in self.batch_means])
+        if ordered:
+            reused = sum(1 for r in ordered if self._open_batch_of(r["index"]) is not None)
+            self.display.message(
+                f"resumed: {len(ordered)} children logged, {len(self.batches)} open batches"
+                + (f" ({reused} of their children re-used)" if reused else "")
+            )
+
+    def _open_batch_of(self, index: int) -> dict[str, Any] | None:
+        for b in self.batches.values():
+            if b["start"] <= index < b["start"] + b["n"]:
+                return b
+        return None
+
+    def _check_log(self, records: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+        where = f"{self.run.path}: children.jsonl does not match the checkpoint"
+        out: dict[int, dict[str, Any]] = {}
+        for r in records:
+            i = r.get("index")
+            if not isinstance(i, int) or i in out or not 0 <= i < self.next_index:
+                raise RunDirError(f"{where} (unexpected or repeated child index {i!r})")
+            batch = self._open_batch_of(i)
+            if batch is not None:
+                archs = batch.get("archs")
+                if archs is None or r.get("arch") != json.loads(archs[i - batch["start"]]):
+                    raise RunDirError(f"{where} (child {i} has a different architecture)")
+            out[i] = r
+        missing = [
+            i for i in range(self.next_index) if i not in out and self._open_batch_of(i) is None
+        ]
+        if missing:
+            raise RunDirError(f"{where} (children {missing[:5]} of finished batches are missing)")
+        return out
+
+    # ----- the run ----------------------------------------------------------------------------
+    def run_all(self) -> dict[str, Any]:
+        from pynas.executors.ray_runtime import connect, import_ray
+
+        ray = self._ray = import_ray()
+        started = connect(self.settings.address)
+        actors: list[Any] = []
+        try:
+            shards, coordinator, replicas = self._start_actors(actors)
+            self._loop(shards, coordinator, replicas, actors)
+        finally:
+            if started:
+                ray.shutdown()
+            else:  # a Ray instance we did not start (tests, notebooks): leave it clean
+                for actor in actors:
+                    ray.kill(actor)
+        self.display.close()
+        return self.summary()
+
+    def _start_actors(self, actors: list[Any]) -> tuple[list[Any], Any, dict[int, Any]]:
+        from pynas.executors.ray_coordinator import Coordinator
+        from pynas.executors.ray_server import ParameterShard
+
+        ray = self._ray
+        settings = self.strategy.settings
+        shard_cls = ray.remote(num_cpus=0)(ParameterShard)
+        params = dict(self.strategy.controller.named_parameters())
+        shards = []
+        for s, names in enumerate(self.slices):
+            state = self.snapshot[s] if self.snapshot is not None else None
+            shards.append(
+                shard_cls.remote(
+                    s,
+                    {n: params[n].detach() for n in names},
+                    settings.lr,
+                    settings.adam_betas,
+                    self.budget.grads_per_update,
+                    settings.baseline_decay if s == 0 else None,
+                    state,
+                )  # fmt: skip
+            )
+        actors += shards
+        open_batches = [
+            {**b, "results": {i: self.by_index[i]["reward"] for i in self._indices(b)
+                              if i in self.by_index}}
+            for b in self.batches.values()
+        ]  # fmt: skip
+        coordinator = ray.remote(num_cpus=0)(Coordinator).remote(
+            self.budget.children, self.budget.batch_size, self.next_index, self.next_batch,
+            open_batches,
+        )  # fmt: skip
+        actors.append(coordinator)
+        replicas = {k: self._replica(k, shards, coordinator) for k in range(self.settings.replicas)}
+        actors += replicas.values()
+        if self.snapshot is None:  # fresh: the initial state, so a kill at once can resume
+            self.snapshot = ray.get([s.snapshot.remote() for s in shards])
+            self._save(self.snapshot)
+        return shards, coordinator, replicas
+
+    def _replica(self, k: int, shards: list[Any], coordinator: Any) -> Any:
+        from pynas.executors.ray_replica import Replica
+
+        s = self.settings
+        return (
+            self._ray.remote(num_cpus=0, max_restarts=0)(Replica).remote(
+                k,
+                shards,
+                coordinator,
+                self.spec,
+                self.meta,
+                self.budget,
+                self.slices,
+                s.child_cpus,
+                s.child_gpus,
+                s.retries,
+            )  # fmt: skip
+        )
+
+    @staticmethod
+    def _indices(batch: dict[str, Any]) -> range:
+        return range(batch["start"], batch["start"] + batch["n"])
+
+    def _loop(
+        self, shards: list[Any], coordinator: Any, replicas: dict[int, Any], actors: list[Any]
+    ) -> None:
+        ray = self._ray
+        from ray.exceptions import RayActorError
+
+        runs = {replicas[k].run.remote(): k for k in replicas}
+        while runs:
+            ready, _ = ray.wait(list(runs), num_returns=len(runs), timeout=POLL_SECONDS)
+            for ref in ready:
+                k = runs.pop(ref)
+                try:
+                    ray.get(ref)
+                except RayActorError as exc:
+                    replicas[k] = self._restart(k, exc, shards, coordinator)
+                    actors.append(replicas[k])
+                    runs[replicas[k].run.remote()] = k
+            self._cycle(shards, coordinator)
+            self._check_time(coordinator)
+        self._cycle(shards, coordinator)  # everything is in: a final consistent checkpoint
+
+    def _restart(self, k: int, exc: BaseException, shards: list[Any], coordinator: Any) -> Any:
+        self.restarts[k] = self.restarts.get(k, 0) + 1
+        if self.restarts[k] > self.settings.max_replica_restarts:
+            raise RuntimeError(f"replica {k} died {self.restarts[k]} times; giving up: {exc}")
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        self.display.message(
+            f"replica {k} died ({reason}); restarting it from the servers' parameters"
+        )
+        return self._replica(k, shards, coordinator)
+
+    def _check_time(self, coordinator: Any) -> None:
+        limit = self.budget.time_limit
+        if limit is None or self.stopped_by_time:
+            return
+        per_batch = sum(self.batch_seconds) / len(self.batch_seconds) if self.batch_seconds else 0
+        if self.elapsed() + per_batch > limit:
+            self.stopped_by_time = True
+            coordinator.stop.remote()
+
+    # ----- one driver cycle: snapshot, drain, log, checkpoint ----------------------------------
+    def _consistent_snapshot(
+        self, shards: list[Any], tries: int = 5
+    ) -> list[dict[str, Any]] | None:
+        ray = self._ray
+        for _ in range(tries):
+            snaps = ray.get([s.snapshot.remote() for s in shards])
+            if all(s["received"] == snaps[0]["received"] for s in snaps):
+                return snaps
+            time.sleep(0.02)
+        return None  # a push is half-way (e.g. its replica died mid-push): next cycle
+
+    def _cycle(self, shards: list[Any], coordinator: Any) -> None:
+        ray = self._ray
+        counts = ray.get([s.received_count.remote() for s in shards])
+        snap = self._consistent_snapshot(shards) if counts != self.counts else None
+        events = ray.get(coordinator.drain.remote())
+        changed = False
+        children = []
+        for kind, data in events:
+            if kind == "allocated":
+                known = self.batches.setdefault(data["id"], {"archs": data["archs"]})
+                known.update(id=data["id"], start=data["start"], n=data["n"])
+                self.allocated_at[data["id"]] = time.monotonic()
+                self.next_index = max(self.next_index, data["start"] + data["n"])
+                self.next_batch = max(self.next_batch, data["id"] + 1)
+                changed = True
+            elif kind == "sampled":
+                self.batches[data["id"]]["archs"] = data["archs"]
+                changed = True
+            elif kind == "child":
+                children.append(data["record"])
+            elif kind == "pushed":
+                if data["id"] in self.allocated_at:
+                    self.batch_seconds.append(time.monotonic() - self.allocated_at.pop(data["id"]))
+                if data["rewards"]:
+                    mean = sum(data["rewards"]) / len(data["rewards"])
+                    self.batch_means.append((data["id"], mean))
+                    self.display.batch(mean)
+        if changed:  # open batches must be saved before any of their children is logged
+            assert self.snapshot is not None
+            self._save(self.snapshot)
+        for record in children:
+            self._log(record)
+        if snap is not None:
+            self.counts = [len(s["received"]) for s in snap]
+            self._save(snap)
+            self._append_gradients(snap)
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if record["index"] in self.by_index:  # reported twice: written once
+            return
+        self.run.log.append(record)
+        self.by_index[record["index"]] = record
+        self.records.append(record)
+        for listener in self.on_record:
+            listener(record)
+        space = self.task.space
+        arch = json.dumps(record["arch"], separators=(",", ":"))
+        try:
+            rendered = space.render(space.arch_from_json(arch))
+        except Exception:  # e.g. a CNN space at another depth than the record's
+            rendered = None
+        self.display.child(record, rendered)
+
+    # ----- checkpoint and gradients.jsonl -----------------------------------------------------
+    def _save(self, snap: list[dict[str, Any]]) -> None:
+        received = set(snap[0]["received"])
+        self.batches = {i: b for i, b in self.batches.items() if i not in received}
+        open_batches = [
+            {k: b.get(k) for k in ("id", "start", "n", "archs")}
+            for _, b in sorted(self.batches.items())
+        ]
+        strategy = self.strategy
+        view = {
+            "settings": asdict(strategy.settings),
+            "batch_size": strategy.batch_size,
+            "grads_per_update": strategy.grads_per_update,
+            "controller": merge_params(snap),
+            "optimizer": merge_adam_states(snap, self.names),
+            "rng": strategy.generator.get_state(),
+            "baseline": snap[0]["baseline"],
+            "version": snap[0]["version"],
+            "buffer": [],
+            "grads": [],  # gradients received but not applied yet: per shard, under "ray"
+        }
+        self.run.save_checkpoint(
+            {
+                "format": CHECKPOINT_FORMAT,
+                "executor": "ray",
+                "strategy": view,
+                "elapsed": self.elapsed(),
+                "ray": {
+                    "servers": len(snap),
+                    "slices": self.slices,
+                    "shards": snap,
+                    "next_index": self.next_index,
+                    "next_batch": self.next_batch,
+                    "open": open_batches,
+                    "batch_means": [list(x) for x in self.batch_means if x[0] in received],
+                    "restarts": self.restarts,
+                },
+            }
+        )
+        self.snapshot = snap
+
+    @staticmethod
+    def _gradient_lines(snap: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One line per gradient applied on every shard, in order of the last application."""
+        per_shard = [{a["id"]: a for a in s["applied"]} for s in snap]
+        common = [a["id"] for a in snap[-1]["applied"] if all(a["id"] in p for p in per_shard)]
+        lines = []
+        for gid in common:
+            entries = [p[gid] for p in per_shard]
+            first = entries[0]
+            computed = [e["version_computed"] for e in entries]
+            applied = [e["version_applied"] for e in entries]
+            lines.append(
+                {
+                    "id": gid,
+                    "replica": first.get("replica"),
+                    "children": [first.get("start"), first.get("start", 0) + first.get("n", 0)],
+                    "version_computed": computed,
+                    "version_applied": applied,
+                    "staleness": [a - c for a, c in zip(applied, computed, strict=True)],
+                }
+            )
+        return lines
+
+    def _append_gradients(self, snap: list[dict[str, Any]]) -> None:
+        new = [x for x in self._gradient_lines(snap) if x["id"] not in self.written]
+        if not new:
+            return
+        with open(self.gradients_path, "a") as f:
+            f.write("".join(json.dumps(x, separators=(",", ":")) + "\n" for x in new))
+            f.flush()
+            os.fsync(f.fileno())
+        self.written.update(x["id"] for x in new)
+
+    def _rewrite_gradients(self, snap: list[dict[str, Any]]) -> None:
+        """gradients.jsonl as of the checkpoint (drops lines of gradients applied after it)."""
+        lines = self._gradient_lines(snap) if snap else []
+        tmp = self.gradients_path.with_name(f".{GRADIENTS}.tmp")
+        tmp.write_text("".join(json.dumps(x, separators=(",", ":")) + "\n" for x in lines))
+        os.replace(tmp, self.gradients_path)
+        self.written = {x["id"] for x in lines}
+
+    # ----- results ----------------------------------------------------------------------------
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.monotonic() - self.session_start
+
+    def summary(self) -> dict[str, Any]:
+        records = [self.by_index[i] for i in sorted(self.by_index)]
+        ranked = sorted(records, key=lambda r: (-r["reward"], r["index"]))
+        means = [m for _, m in self.batch_means]
+        lines = self._gradient_lines(self.snapshot) if self.snapshot else []
+        stale = [s for x in lines for s in x["staleness"]]
+        return {
+            "task": self.task.name,
+            "strategy": self.strategy.name,
+            "executor": "ray",
+            "children_done": len(records),
+            "children_planned": self.budget.children,
+            "complete": len(records) >= self.budget.children,
+            "stopped_by_time_limit": self.stopped_by_time,
+            "failed": sum(1 for r in records if r.get("status") != "ok"),
+            "search_seconds": round(self.elapsed(), 1),
+            "reward_trend": {
+                "batch_size": self.budget.batch_size,
+                "batch_means": means,
+                "first_batch_mean": means[0] if means else None,
+                "last_batch_mean": means[-1] if means else None,
+            },
+            "parameter_servers": {
+                "servers": self.settings.servers,
+                "replicas": self.settings.replicas,
+                "batch_size": self.budget.batch_size,
+                "grads_per_update": self.budget.grads_per_update,
+                "gradients_applied": len(lines),
+                "version": self.snapshot[0]["version"] if self.snapshot else 0,
+                "staleness_mean": sum(stale) / len(stale) if stale else None,
+                "staleness_max": max(stale) if stale else None,
+                "replica_restarts": sum(self.restarts.values()),
+                "child_retries": sum(r.get("metrics", {}).get("attempts", 1) - 1 for r in records),
+            },
+            "top": [
+                {
+                    "rank": k + 1,
+                    **{f: r.get(f) for f in ("index", "reward", "ppl", "params")},
+                    "arch": r["arch"],
+                }
+                for k, r in enumerate(ranked[:TOP_K])
+            ],
+        }
