@@ -119,7 +119,7 @@ def draw_cell(cell: RNNCell, path: str | os.PathLike[str], title: str = "") -> N
         "box: node, combine (+ add, × elem_mult) → activation; leaf k combines x·W_k (input) with "
         "h·U_k (previous h); inject: act(combine(node output, c_{t-1})) replaces the node's output "
         "for its parent; c_t is the pre-activation of the green node, h_t the root's output",
-        fontsize=7.5, color="#4b5563",
+        fontsize=7.5, color="#4b5563", wrap=True,
     )  # fmt: skip
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     fig.savefig(path)

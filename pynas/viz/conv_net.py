@@ -65,7 +65,7 @@ def draw_conv_net(
         for j in layer.inputs or (-1,):
             src = image if j < 0 else boxes[j]
             gap = i - j
-            _edge(ax, src, boxes[i], gap, "#4b5563" if gap == 1 else "#7c3aed")
+            _edge(ax, src, boxes[i], gap, "#4b5563" if gap == 1 or j < 0 else "#7c3aed")
     for i in outputs:
         _edge(ax, boxes[i], final, n - i, "#15803d", below=True)
     ax.set_xlim(-0.7, n + 1.7)
@@ -77,7 +77,7 @@ def draw_conv_net(
         "layer: fh×fw kernel ×filters /stride → output channels×size×size; purple: skip "
         "connection (above); green: into the final concat (below); inputs are zero-padded to "
         "the largest map and depth-concatenated",
-        fontsize=7.5, color="#4b5563",
+        fontsize=7.5, color="#4b5563", wrap=True,
     )  # fmt: skip
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     fig.savefig(path)
