@@ -162,8 +162,9 @@ def main_body(args: argparse.Namespace) -> int:
     if len(entries) < args.top:
         say(f"note: {run.path} has only {len(entries)} distinct successful architectures")
     out = RetrainDir(args.out or run.path / "retrain")
-    resumed = out.open({"run": str(run.path.resolve()), "task": task.name,
-                        "settings": task.settings})  # fmt: skip
+    # results depend on the architecture, the grid point and these settings only, so a moved
+    # run directory (or another run with the same settings and --out) continues the same results
+    resumed = out.open({"task": task.name, "settings": task.settings})
     try:
         retrain = Retrain(task, out, entries, grid, say)
         done = retrain.restore()
