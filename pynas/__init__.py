@@ -15,8 +15,8 @@ __version__ = "0.1.0"
 __all__ = ["build_model", "load_model", "save_model"]
 
 # Subpackages load on first use (`pynas.spaces.DecisionSpace(...)` works after `import pynas`).
-_LAZY = {"arch", "children", "controller", "executors", "nn", "search", "spaces", "strategies"}
-_LAZY |= {"tasks"}
+_LAZY = {"arch", "children", "controller", "executors", "nn", "retrain", "runs", "search"}
+_LAZY |= {"show", "spaces", "strategies", "tasks", "viz"}
 
 
 def __getattr__(name: str) -> Any:
