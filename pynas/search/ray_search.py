@@ -224,18 +224,21 @@ class RaySearch:
                     self.budget.grads_per_update,
                     settings.baseline_decay if s == 0 else None,
                     state,
-                )  # fmt: skip
+                )
             )
         actors += shards
+        logged = self.by_index
         open_batches = [
-            {**b, "results": {i: self.by_index[i]["reward"] for i in self._indices(b)
-                              if i in self.by_index}}
+            {**b, "results": {i: logged[i]["reward"] for i in self._indices(b) if i in logged}}
             for b in self.batches.values()
-        ]  # fmt: skip
+        ]
         coordinator = ray.remote(num_cpus=0)(Coordinator).remote(
-            self.budget.children, self.budget.batch_size, self.next_index, self.next_batch,
+            self.budget.children,
+            self.budget.batch_size,
+            self.next_index,
+            self.next_batch,
             open_batches,
-        )  # fmt: skip
+        )
         actors.append(coordinator)
         replicas = {k: self._replica(k, shards, coordinator) for k in range(self.settings.replicas)}
         actors += replicas.values()
@@ -248,19 +251,17 @@ class RaySearch:
         from pynas.executors.ray_replica import Replica
 
         s = self.settings
-        return (
-            self._ray.remote(num_cpus=0, max_restarts=0)(Replica).remote(
-                k,
-                shards,
-                coordinator,
-                self.spec,
-                self.meta,
-                self.budget,
-                self.slices,
-                s.child_cpus,
-                s.child_gpus,
-                s.retries,
-            )  # fmt: skip
+        return self._ray.remote(num_cpus=0, max_restarts=0)(Replica).remote(
+            k,
+            shards,
+            coordinator,
+            self.spec,
+            self.meta,
+            self.budget,
+            self.slices,
+            s.child_cpus,
+            s.child_gpus,
+            s.retries,
         )
 
     @staticmethod
