@@ -1,7 +1,11 @@
 """`--workers N`: same records as in-process; a worker killed mid-child; bad input exits 2."""
 
 import json
+import os
+import signal
+import subprocess
 import sys
+import time
 
 import pytest
 
@@ -96,3 +100,30 @@ def test_executor_ray_without_ray_installed_exits_2(tmp_path, capsys, monkeypatc
     code, _, err = run_main(["--task", "toy", "--run-dir", str(run), "--executor", "ray"], capsys)
     assert code == 2 and "needs Ray, which is not installed" in err and "pynas[ray]" in err
     assert not run.exists()
+
+
+def test_search_with_workers_killed_with_sigkill_resumes_to_the_same_log(tmp_path, capsys):
+    """The driver dies (its workers die with it); --resume logs what an uninterrupted run does."""
+    ref = tmp_path / "ref"
+    assert run_main([*ARGS, "--children", "16", "--run-dir", str(ref)], capsys)[0] == 0
+    run = tmp_path / "run"
+    argv = [*ARGS, "--children", "16", "--run-dir", str(run), "--workers", "2",
+            "--child-delay", "0.2"]  # fmt: skip
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "pynas.search", *argv], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    log = run / "children.jsonl"
+    deadline = time.monotonic() + 120
+    while not (log.exists() and log.read_bytes().count(b"\n") >= 6):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no progress"
+        time.sleep(0.01)
+    time.sleep(0.1)  # somewhere inside the second batch
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    assert 6 <= log.read_bytes().count(b"\n") < 16
+    code, _, err = run_main(["--resume", str(run), "--workers", "2", "--quiet"], capsys)
+    assert code == 0, err
+    got = records(run)
+    assert sorted(r["index"] for r in got) == list(range(16))
+    assert comparable(got) == comparable(records(ref))
