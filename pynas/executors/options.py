@@ -54,26 +54,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=EXECUTORS,
         help="local (default): in this process or --workers N processes; ray: on Ray",
     )
-    g.add_argument("--workers", type=positive_int, help="local: train children in N processes")
+    g.add_argument(
+        "--workers", type=positive_int, metavar="N", help="local: train children in N processes"
+    )
     g.add_argument(
         "--child-retries",
         type=nonnegative_int,
+        metavar="K",
         help="re-runs of a child whose worker process died, then it is failed (default 2)",
     )
     g.add_argument(
         "--address",
+        metavar="ADDR",
         help="ray: HOST:PORT of a running cluster; 'local' or none: start a local instance",
     )
-    g.add_argument("--servers", type=positive_int, help="ray: parameter-server shards S (2)")
-    g.add_argument("--replicas", type=positive_int, help="ray: controller replicas K (2)")
-    g.add_argument("--child-cpus", type=resource_amount, help="ray: CPUs per child task (1)")
-    g.add_argument("--child-gpus", type=resource_amount, help="ray: GPUs per child task (0)")
     g.add_argument(
-        "--batch-size", type=positive_int, help="override the budget's m (children per gradient)"
+        "--servers", type=positive_int, metavar="S", help="ray: parameter-server shards S (2)"
+    )
+    g.add_argument(
+        "--replicas", type=positive_int, metavar="K", help="ray: controller replicas K (2)"
+    )
+    g.add_argument(
+        "--child-cpus", type=resource_amount, metavar="C", help="ray: CPUs per child task (1)"
+    )
+    g.add_argument(
+        "--child-gpus", type=resource_amount, metavar="G", help="ray: GPUs per child task (0)"
+    )
+    g.add_argument(
+        "--batch-size",
+        type=positive_int,
+        metavar="M",
+        help="override the budget's m (children per gradient)",
     )
     g.add_argument(
         "--grads-per-update",
         type=positive_int,
+        metavar="G",
         help="override the budget's g (gradients per controller update)",
     )
 
