@@ -50,13 +50,29 @@ class RayChildRunner:
             num_cpus=num_cpus, num_gpus=num_gpus, max_retries=0, name="pynas_child"
         )
 
-    def run(self, items: Iterable[Any]) -> Iterator[Any]:
+    def run(
+        self,
+        items: Iterable[Any],
+        deaths: Callable[[Any], int] | None = None,
+        on_death: Callable[[Any], None] | None = None,
+    ) -> Iterator[Any]:
+        """Outcomes of `items` as they finish.
+
+        `deaths(item)` is how many workers already died on the item (in an earlier run of it,
+        e.g. by a replica that died since); `on_death(item)` is called on each new one. Both
+        let a caller keep the retry budget of a child across restarts of the caller.
+        """
         ray = import_ray()
         from ray.exceptions import RayTaskError, TaskCancelledError
 
         pending: dict[Any, tuple[Any, int]] = {}
         for item in items:
-            pending[self._task.remote(self._fn_ref, item)] = (item, 1)
+            before = deaths(item) if deaths is not None else 0
+            if before > self.retries:
+                reason = f"Ray worker died (on each of {before} attempts)"
+                yield self._failed(item, reason, before)
+                continue
+            pending[self._task.remote(self._fn_ref, item)] = (item, before + 1)
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
@@ -67,6 +83,8 @@ class RayChildRunner:
                     yield self._failed(item, f"child task failed: {exc}"[:500], attempts)
                     continue
                 except ray.exceptions.RayError as exc:  # the worker (or its node) died
+                    if on_death is not None:
+                        on_death(item)
                     if attempts <= self.retries:
                         pending[self._task.remote(self._fn_ref, item)] = (item, attempts + 1)
                     else:

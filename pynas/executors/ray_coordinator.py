@@ -7,6 +7,8 @@ driver, which drains them in order:
 * ``allocated`` — a batch was given to a replica (indices ``start .. start+n-1``),
 * ``sampled`` — the replica sampled the batch's architectures (at the given versions),
 * ``child`` — a child finished (the record for ``children.jsonl``),
+* ``died`` — the worker training a child died (it counts against the child's retries, also
+  when another replica finishes the batch),
 * ``pushed`` — the batch's gradient reached every parameter-server shard.
 
 A replica reports in that order and waits for each report, so when a gradient is in the
@@ -43,6 +45,7 @@ class Coordinator:
             self.batches[b["id"]] = {
                 "id": b["id"], "start": b["start"], "n": b["n"], "archs": b.get("archs"),
                 "results": dict(b.get("results", {})), "replica": None,
+                "deaths": {int(i): d for i, d in (b.get("deaths") or {}).items()},
             }  # fmt: skip
         self.redo: deque[int] = deque(sorted(self.batches))
         self.stopped = False
@@ -50,8 +53,8 @@ class Coordinator:
 
     @staticmethod
     def _job(batch: dict[str, Any]) -> dict[str, Any]:
-        keys = ("id", "start", "n", "archs", "results")
-        return {k: (dict(batch[k]) if k == "results" else batch[k]) for k in keys}
+        keys = ("id", "start", "n", "archs", "results", "deaths")
+        return {k: (dict(batch[k]) if k in ("results", "deaths") else batch[k]) for k in keys}
 
     def next_batch_for(self, replica: int) -> dict[str, Any] | None:
         """The batch `replica` should work on next, or None when there is no more work."""
@@ -67,7 +70,7 @@ class Coordinator:
             if n <= 0:
                 return None
             batch = {"id": self.next_batch, "start": self.next_index, "n": n, "archs": None,
-                     "results": {}, "replica": None}  # fmt: skip
+                     "results": {}, "replica": None, "deaths": {}}  # fmt: skip
             self.batches[batch["id"]] = batch
             self.next_batch += 1
             self.next_index += n
@@ -94,6 +97,13 @@ class Coordinator:
         batch["results"][index] = record["reward"]
         self.events.append(("child", {"id": batch_id, "record": record}))
         return True
+
+    def child_died(self, batch_id: int, index: int) -> None:
+        """The worker training child `index` died (one attempt used)."""
+        batch = self.batches.get(batch_id)
+        if batch is not None:
+            batch["deaths"][index] = batch["deaths"].get(index, 0) + 1
+            self.events.append(("died", {"id": batch_id, "index": index}))
 
     def batch_done(self, batch_id: int, info: dict[str, Any]) -> None:
         batch = self.batches.pop(batch_id, None)

@@ -7,7 +7,8 @@
    (everything the batch's gradient is computed with is what was pulled here);
 3. sample the batch's m architectures with a generator seeded by (search seed, batch id)
    (a batch restored from a checkpoint already has its architectures) and report them;
-4. train the children that have not finished yet as Ray tasks (with retries on worker death),
+4. train the children that have not finished yet as Ray tasks (with retries on worker death,
+   counted by the coordinator so that a restarted replica keeps a child's retry budget),
    reporting each finished child as it arrives;
 5. compute the REINFORCE gradient at the pulled parameters with the pulled baseline
    (:meth:`pynas.strategies.Reinforce.gradient`, i.e. :func:`pynas.controller.compute_gradient`)
@@ -26,6 +27,7 @@ import torch
 
 from pynas.executors.child import ChildEvaluator, TaskSpec, build_task
 from pynas.executors.ray_children import RayChildRunner
+from pynas.executors.worker import set_process_name
 
 
 def batch_seed(seed: int, batch_id: int) -> int:
@@ -90,8 +92,9 @@ class Replica:
         from pynas.search.policy import policy_stats
 
         space = self.task.space
-        versions = self._pull()
         batch_id, start, n = job["id"], job["start"], job["n"]
+        set_process_name(f"pynas-b{batch_id}")  # `ps -o comm`: the batch this replica works on
+        versions = self._pull()
         if job["archs"] is None:
             if self.task.before_ask is not None:  # e.g. CNN depth from children sampled so far
                 self.task.before_ask(start)
@@ -104,7 +107,12 @@ class Replica:
         policy = policy_stats(self.strategy, space, start, archs_json)
         rewards = {int(i): float(r) for i, r in job["results"].items()}
         todo = [(start + k, a) for k, a in enumerate(archs_json) if start + k not in rewards]
-        for outcome in self.runner.run(todo):
+        deaths = {int(i): int(d) for i, d in job["deaths"].items()}
+
+        def died(item: tuple[int, str]) -> None:
+            ray.get(self.coordinator.child_died.remote(batch_id, item[0]))
+
+        for outcome in self.runner.run(todo, lambda item: deaths.get(item[0], 0), died):
             record = make_record(*outcome, extra=policy.get(outcome[0]))
             ray.get(self.coordinator.child_done.remote(batch_id, record))
             rewards[record["index"]] = record["reward"]

@@ -340,6 +340,9 @@ class RaySearch:
                 changed = True
             elif kind == "child":
                 children.append(data["record"])
+            elif kind == "died":  # a worker died on a child: its retry budget survives a resume
+                deaths = self.batches[data["id"]].setdefault("deaths", {})
+                deaths[data["index"]] = deaths.get(data["index"], 0) + 1
             elif kind == "pushed":
                 if data["id"] in self.allocated_at:
                     self.batch_seconds.append(time.monotonic() - self.allocated_at.pop(data["id"]))
@@ -378,7 +381,7 @@ class RaySearch:
         received = set(snap[0]["received"])
         self.batches = {i: b for i, b in self.batches.items() if i not in received}
         open_batches = [
-            {k: b.get(k) for k in ("id", "start", "n", "archs")}
+            {k: b.get(k) for k in ("id", "start", "n", "archs", "deaths")}
             for _, b in sorted(self.batches.items())
         ]
         strategy = self.strategy

@@ -53,3 +53,19 @@ def test_restored_open_batches_come_first_then_new_ones_and_stop_ends_the_work()
     assert c.next_batch_for(0) is None  # no new batches after stop
     assert c.next_batch_for(1)["id"] == 6  # but a held batch is still finished
     assert c.open_batches() == [6, 7]
+
+
+def test_worker_deaths_count_across_replica_restarts_and_restores():
+    c = Coordinator(children=4, batch_size=2)
+    job = c.next_batch_for(0)
+    c.child_died(job["id"], 1)
+    assert c.next_batch_for(0)["deaths"] == {1: 1}  # the restarted replica keeps the count
+    c.child_died(job["id"], 1)
+    assert [k for k, _ in c.drain()] == ["allocated", "died", "died"]
+    restored = Coordinator(
+        children=4, batch_size=2, next_index=2, next_batch=1,
+        open_batches=[{"id": 0, "start": 0, "n": 2, "archs": None, "deaths": {1: 2}}],
+    )  # fmt: skip
+    assert restored.next_batch_for(3)["deaths"] == {1: 2}
+    none = Coordinator(4, 2, 2, 1, [{"id": 0, "start": 0, "n": 2, "archs": None, "deaths": None}])
+    assert none.next_batch_for(0)["deaths"] == {}

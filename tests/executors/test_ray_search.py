@@ -83,15 +83,16 @@ def assert_each_gradient_applied_once(run, batches, grads_per_update):
 
 def test_faults_killed_workers_and_a_killed_replica(cluster, tmp_path, capsys, killer):
     run = tmp_path / "run"
-    # child 3's worker dies once (re-run, ok); child 6's on both attempts (failed);
-    # a replica is killed while child 9 trains (restarted from the servers' parameters)
-    kill = killer({"pynas-c3": 1, "pynas-c6": 2, "cmd:ray::Replica@pynas-c9": 1})
+    # child 3's worker dies once (re-run, ok); child 6's on every attempt (failed after 2);
+    # the replica working on batch 5 is killed while it trains child 10 (it is restarted from
+    # the servers' parameters and finishes the batch)
+    kill = killer({"pynas-c3": 1, "pynas-c6": 99, "pynas-b5@pynas-c10": 1})
     argv = [*TOY, *PS, "--grads-per-update", "2", "--children", "16", "--run-dir", str(run),
             "--child-delay", "0.5", "--child-retries", "1"]  # fmt: skip
     code, out, err = run_main(argv, capsys)
     killed = kill.stop()
     assert code == 0, err
-    assert [len(killed[k]) for k in kill.killed] == [1, 2, 1], killed
+    assert [len(killed[k]) for k in kill.killed] == [1, 2, 1], killed  # c6: no 3rd attempt
     got = records(run)
     assert sorted(r["index"] for r in got) == list(range(16))  # every child exactly once
     by_index = {r["index"]: r for r in got}
