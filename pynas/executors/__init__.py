@@ -1,7 +1,13 @@
-"""Executors: the seam between the search loop and where children are trained."""
+"""Executors: the seam between the search loop and where children are trained.
+
+``InProcessExecutor`` (the default) trains children in the search process, ``WorkerPool`` in
+local worker processes (``--workers N``); Ray is used through :mod:`pynas.executors.select`
+and imported only when asked for (``--executor ray``).
+"""
 
 from pynas.executors.base import Executor, InProcessExecutor
+from pynas.executors.pool import WorkerPool
 
 EXECUTORS = {"inprocess": InProcessExecutor}
 
-__all__ = ["EXECUTORS", "Executor", "InProcessExecutor"]
+__all__ = ["EXECUTORS", "Executor", "InProcessExecutor", "WorkerPool"]
