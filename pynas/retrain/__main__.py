@@ -2,4 +2,5 @@ import sys
 
 from pynas.retrain.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # a spawned worker re-importing this module must not start a run
+    sys.exit(main())

@@ -196,9 +196,10 @@ def _search(
         budget.children, stream=stream, enabled=not args.quiet, time_limit=budget.time_limit
     )
     strategy = make_strategy(meta, task.space, budget)
-    where = meta["execution"]
     if args.resume:  # the run's settings, with --workers/--address of this session
         where = execution.resumed_execution(meta.get("execution"), args)
+    else:
+        where = meta["execution"]
     spec = TaskSpec(meta["task"], budget.child, meta["seed"], data_dir, args.threads)
     search, close = make_search(where, run, task, spec, meta, budget, strategy, display)
     search.restore()
