@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from pynas.cli.usage import UsageError, positive_int
+from pynas.cli.usage import UsageError, nonnegative_float, nonnegative_int, positive_int
 
 EXECUTORS = ("local", "ray")
 RAY_ONLY = ("address", "servers", "replicas", "child_cpus", "child_gpus")
@@ -25,26 +25,6 @@ DEFAULTS: dict[str, Any] = {
 
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
-
-
-def nonnegative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def resource_amount(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -75,10 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--replicas", type=positive_int, metavar="K", help="ray: controller replicas K (2)"
     )
     g.add_argument(
-        "--child-cpus", type=resource_amount, metavar="C", help="ray: CPUs per child task (1)"
+        "--child-cpus", type=nonnegative_float, metavar="C", help="ray: CPUs per child task (1)"
     )
     g.add_argument(
-        "--child-gpus", type=resource_amount, metavar="G", help="ray: GPUs per child task (0)"
+        "--child-gpus", type=nonnegative_float, metavar="G", help="ray: GPUs per child task (0)"
     )
     g.add_argument(
         "--batch-size",

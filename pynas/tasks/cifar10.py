@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -23,7 +22,7 @@ from pynas.arch.conv_net import ConvNet
 from pynas.children.conv_net import CONCAT_IMPLS, ConvChild, count_parameters
 from pynas.progress import ProgressBar
 from pynas.tasks.cifar10_data import NUM_CLASSES, CifarData, Split, augment, load_cifar10
-from pynas.tasks.result import ChildResult
+from pynas.tasks.result import CHILD_ERRORS, ChildResult
 
 __all__ = [
     "CIFAR10Config",
@@ -135,13 +134,8 @@ def train_model(
     start = time.monotonic()
     try:
         return _train(arch, config, data, progress, on_epoch, start, build)
-    except (RuntimeError, MemoryError, ValueError, FloatingPointError) as exc:
-        reason = f"{type(exc).__name__}: {exc}".strip()
-        detail = traceback.format_exc(limit=3)
-        failed = ChildResult.failed(
-            reason[:500], seconds=time.monotonic() - start, traceback=detail[-2000:]
-        )
-        return failed, None
+    except CHILD_ERRORS as exc:
+        return ChildResult.from_exception(exc, time.monotonic() - start), None
 
 
 def _train(

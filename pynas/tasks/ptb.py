@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -22,7 +21,7 @@ from pynas.children.language_model import CellLanguageModel
 from pynas.children.tree_rnn import DEFAULT_IMPL
 from pynas.progress import ProgressBar
 from pynas.tasks.ptb_data import Corpus, batchify, bptt_windows, load_corpus
-from pynas.tasks.result import ChildResult
+from pynas.tasks.result import CHILD_ERRORS, ChildResult
 
 __all__ = [
     "PTBConfig",
@@ -131,13 +130,8 @@ def _run(
     start = time.monotonic()
     try:
         return _train(arch, config, corpus, progress, on_epoch, start, build, keep_best)
-    except (RuntimeError, MemoryError, ValueError, FloatingPointError) as exc:
-        reason = f"{type(exc).__name__}: {exc}".strip()
-        detail = traceback.format_exc(limit=3)
-        failed = ChildResult.failed(
-            reason[:500], seconds=time.monotonic() - start, traceback=detail[-2000:]
-        )
-        return failed, None
+    except CHILD_ERRORS as exc:
+        return ChildResult.from_exception(exc, time.monotonic() - start), None
 
 
 def _train(

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import math
+import traceback
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 # Reward given to a child that failed (NaN/Inf loss, divergence, crash): the worst possible.
 FAILURE_REWARD = 0.0
+# Errors raised while training a child that make it a recorded failure instead of a crash.
+CHILD_ERRORS: tuple[type[BaseException], ...] = (
+    RuntimeError, MemoryError, ValueError, FloatingPointError,
+)  # fmt: skip
 
 
 @dataclass
@@ -26,6 +31,13 @@ class ChildResult:
     @classmethod
     def failed(cls, reason: str, **metrics: Any) -> ChildResult:
         return cls(status="failed", reward=FAILURE_REWARD, metrics=metrics, reason=reason)
+
+    @classmethod
+    def from_exception(cls, exc: BaseException, seconds: float) -> ChildResult:
+        """The failure record of a child whose training raised `exc` (call in the handler)."""
+        reason = f"{type(exc).__name__}: {exc}".strip()
+        detail = traceback.format_exc(limit=3)
+        return cls.failed(reason[:500], seconds=seconds, traceback=detail[-2000:])
 
     @property
     def ok(self) -> bool:
