@@ -347,6 +347,79 @@ def ptb_tokens_per_second(impl: str, train_tokens: int, data_dir: str) -> tuple[
     return float(match[-1]), " ".join(cmd[1:])
 
 
+def ptb_window_profile(reps: int = 8) -> dict[str, float]:
+    """In-process: ms per training window (B=20, T=35, H=200, vocab 10000, 2 layers, as
+    pynas.train) for both impls, and the fused child's time inside the tree-cell op (forward +
+    backward, its GEMMs included) vs everything else (embedding, input projections, decoder,
+    softmax, clipping, SGD)."""
+    from pynas.children.language_model import CellLanguageModel
+
+    vocab, batch, steps = 10000, 20, STEPS
+    tokens = torch.randint(0, vocab, (steps + 1, batch), generator=torch.Generator().manual_seed(0))
+    out: dict[str, float] = {}
+    for impl in ("fused", "reference"):
+        torch.manual_seed(0)
+        model = CellLanguageModel(NAMED_CELLS["nas_cell"], vocab, 200, impl=impl)
+        opt = torch.optim.SGD(model.parameters(), lr=1.0)
+
+        def window(model=model, opt=opt) -> None:
+            logits, _ = model(tokens[:-1], model.init_state(batch))
+            loss = nn.functional.cross_entropy(logits.view(-1, vocab), tokens[1:].reshape(-1))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 0.25)
+            opt.step()
+
+        out[f"{impl}_window_ms"] = round_robin({"w": window}, reps, 2)["w"] * 1e3
+        if impl == "fused":
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                for _ in range(reps):
+                    window()
+            cell_us = sum(
+                e.cpu_time_total
+                for e in prof.key_averages()
+                if e.key.startswith("pynas::tree_cell_seq")
+            )
+            out["fused_cell_op_ms"] = cell_us / reps / 1e3
+    out["fused_rest_ms"] = out["fused_window_ms"] - out["fused_cell_op_ms"]
+    out["amdahl_bound"] = out["reference_window_ms"] / out["fused_rest_ms"]
+    out.update(ptb_components(vocab, batch, steps, reps))
+    return out
+
+
+def ptb_components(vocab: int, batch: int, steps: int, reps: int) -> dict[str, float]:
+    """Parts of the child's window outside the tree cell, timed alone at the same shapes (ms):
+    tied decoder + log-softmax + NLL (forward + backward), the two layers' input projections
+    (forward + backward), gradient clipping + SGD over the child's parameters."""
+    hidden, width, rows = 200, BASE * 200, steps * batch
+    x = torch.randn(rows, hidden, requires_grad=True)
+    decoder = nn.Linear(hidden, vocab)
+    targets = torch.randint(0, vocab, (rows,))
+    w_ih = torch.randn(hidden, width, requires_grad=True)
+    bias = torch.zeros(width, requires_grad=True)
+    g = torch.randn(rows, width)
+    params = [torch.randn(3_293_200 // 4, requires_grad=True) for _ in range(4)]
+    for p in params:
+        p.grad = torch.randn_like(p)
+    opt = torch.optim.SGD(params, lr=1.0)
+
+    def decoder_loss() -> None:
+        loss = nn.functional.cross_entropy(decoder(x), targets)
+        torch.autograd.grad(loss, (x, decoder.weight, decoder.bias))
+
+    def input_projections() -> None:
+        for _ in range(2):
+            torch.autograd.grad(torch.addmm(bias, x, w_ih), (x, w_ih, bias), g)
+
+    def clip_sgd() -> None:
+        nn.utils.clip_grad_norm_(params, 0.25)
+        opt.step()
+
+    fns = {"decoder_softmax_ms": decoder_loss, "input_proj_ms": input_projections}
+    fns["clip_sgd_ms"] = clip_sgd
+    return {k: v * 1e3 for k, v in round_robin(fns, reps, 2).items()}
+
+
 # ----- report -----------------------------------------------------------------------------------
 
 
@@ -412,7 +485,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="5 reps, no torch.compile")
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--ptb", action="store_true", help="also end-to-end PTB tokens/s")
-    parser.add_argument("--ptb-tokens", type=int, default=60000)
+    parser.add_argument("--ptb-tokens", type=int, default=35000)
+    parser.add_argument("--ptb-only", action="store_true", help="only the PTB measurements")
     parser.add_argument("--data-dir", default=os.environ.get("PYNAS_DATA", "../shared/data/ptb"))
     parser.add_argument("--json", help="write raw results here")
     args = parser.parse_args(argv)
@@ -430,7 +504,7 @@ def main(argv: list[str] | None = None) -> int:
     random_cell = random_base8_cell(0)
     print(f"random base-8 cell (seed 0): {random_cell.to_json()}", flush=True)
     results = []
-    for batch, hidden in SHAPES:
+    for batch, hidden in () if args.ptb_only else SHAPES:
         for name, arch in (("nas_cell", NAMED_CELLS["nas_cell"]), ("random8", random_cell)):
             case = Case(name, arch, batch, hidden)
             r = bench_case(case, args.reps, args.warmup, not args.no_compile, name == "nas_cell")
@@ -444,12 +518,14 @@ def main(argv: list[str] | None = None) -> int:
         "isa": tree_cell_isa(),
         "cases": results,
     }
-    if args.ptb:
+    if args.ptb or args.ptb_only:
         tps = {}
         for impl in ("fused", "reference"):
             tps[impl], cmd = ptb_tokens_per_second(impl, args.ptb_tokens, args.data_dir)
             print(f"PTB {impl}: {tps[impl]:.0f} tokens/s  ({cmd})", flush=True)
         report["ptb_tokens_per_second"] = tps
+        report["ptb_window_profile"] = ptb_window_profile()
+        print(json.dumps(report["ptb_window_profile"]), flush=True)
     print()
     print(markdown(results))
     print()
