@@ -420,6 +420,26 @@ def ptb_components(vocab: int, batch: int, steps: int, reps: int) -> dict[str, f
     return {k: v * 1e3 for k, v in round_robin(fns, reps, 2).items()}
 
 
+def isa_sweep(reps: int, warmup: int) -> dict[str, dict[str, float]]:
+    """The op's forward and backward (NAS cell, B=64, H=200) with the elementwise pass capped
+    at each instruction set (PYNAS_CELL_ISA), next to its GEMMs alone: is the pass vectorised?"""
+    case = Case("nas_cell", NAMED_CELLS["nas_cell"], *SHAPES[0])
+    out = {}
+    old = os.environ.get("PYNAS_CELL_ISA")
+    try:
+        for isa in ("generic", "avx2", "avx512"):
+            os.environ["PYNAS_CELL_ISA"] = isa
+            parts = op_parts(case, reps, warmup)
+            parts["pass"] = tree_cell_isa()
+            out[isa] = parts
+    finally:
+        if old is None:
+            os.environ.pop("PYNAS_CELL_ISA", None)
+        else:
+            os.environ["PYNAS_CELL_ISA"] = old
+    return out
+
+
 # ----- report -----------------------------------------------------------------------------------
 
 
@@ -487,6 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ptb", action="store_true", help="also end-to-end PTB tokens/s")
     parser.add_argument("--ptb-tokens", type=int, default=35000)
     parser.add_argument("--ptb-only", action="store_true", help="only the PTB measurements")
+    parser.add_argument("--isa-sweep", action="store_true", help="only: the pass per ISA")
     parser.add_argument("--data-dir", default=os.environ.get("PYNAS_DATA", "../shared/data/ptb"))
     parser.add_argument("--json", help="write raw results here")
     args = parser.parse_args(argv)
@@ -504,6 +525,17 @@ def main(argv: list[str] | None = None) -> int:
     random_cell = random_base8_cell(0)
     print(f"random base-8 cell (seed 0): {random_cell.to_json()}", flush=True)
     results = []
+    if args.isa_sweep:
+        sweep = isa_sweep(args.reps, args.warmup)
+        for isa, p in sweep.items():
+            print(
+                f"{isa:8s} ({p['pass']}): op fwd {p['op_forward']:.2f} ms (GEMMs "
+                f"{p['gemm_forward']:.2f}), op bwd {p['op_backward']:.2f} ms (GEMMs "
+                f"{p['gemm_backward']:.2f}); elementwise+overhead "
+                f"{p['op_forward'] - p['gemm_forward']:.2f} / "
+                f"{p['op_backward'] - p['gemm_backward']:.2f} ms"
+            )
+        return 0
     for batch, hidden in () if args.ptb_only else SHAPES:
         for name, arch in (("nas_cell", NAMED_CELLS["nas_cell"]), ("random8", random_cell)):
             case = Case(name, arch, batch, hidden)
