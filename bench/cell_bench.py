@@ -41,6 +41,7 @@ from torch.profiler import ProfilerActivity, profile
 from pynas.arch import ACTIVATIONS, COMBINES, NAMED_CELLS, RNNCell
 from pynas.children.reference_cell import reference_cell_sequence, reference_cell_step
 from pynas.ops import cell_program, tree_cell, tree_cell_isa, tree_cell_sequence
+from pynas.tasks.ptb import PTBConfig
 
 STEPS = 35
 SHAPES = ((64, 200), (20, 650))
@@ -332,14 +333,16 @@ def op_parts(case: Case, reps: int, warmup: int) -> dict[str, float]:
 # ----- end-to-end PTB ---------------------------------------------------------------------------
 
 
-def ptb_tokens_per_second(impl: str, train_tokens: int, data_dir: str) -> tuple[float, str]:
+def ptb_tokens_per_second(
+    impl: str, train_tokens: int, data_dir: str, batch: int, threads: int
+) -> tuple[float, str]:
     cmd = [
         sys.executable, "-m", "pynas.train", "--task", "ptb", "--arch", "nas_cell",
-        "--epochs", "1", "--hidden", "200", "--data-dir", data_dir, "--impl", impl,
-        "--train-tokens", str(train_tokens), "--valid-tokens", "2000",
+        "--epochs", "1", "--hidden", "200", "--batch-size", str(batch), "--data-dir", data_dir,
+        "--impl", impl, "--train-tokens", str(train_tokens), "--valid-tokens", "2000",
+        "--threads", str(threads), "--quiet",
     ]  # fmt: skip
-    env = dict(os.environ, OMP_NUM_THREADS="2")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
     text = proc.stdout + proc.stderr
     match = re.findall(r"([0-9.]+) tokens/s", text)
     if not match:
@@ -347,14 +350,14 @@ def ptb_tokens_per_second(impl: str, train_tokens: int, data_dir: str) -> tuple[
     return float(match[-1]), " ".join(cmd[1:])
 
 
-def ptb_window_profile(reps: int = 8) -> dict[str, float]:
-    """In-process: ms per training window (B=20, T=35, H=200, vocab 10000, 2 layers, as
+def ptb_window_profile(batch: int, reps: int = 8) -> dict[str, float]:
+    """In-process: ms per training window (T=35, H=200, vocab 10000, 2 layers, as
     pynas.train) for both impls, and the fused child's time inside the tree-cell op (forward +
     backward, its GEMMs included) vs everything else (embedding, input projections, decoder,
     softmax, clipping, SGD)."""
     from pynas.children.language_model import CellLanguageModel
 
-    vocab, batch, steps = 10000, 20, STEPS
+    vocab, steps = 10000, STEPS
     tokens = torch.randint(0, vocab, (steps + 1, batch), generator=torch.Generator().manual_seed(0))
     out: dict[str, float] = {}
     for impl in ("fused", "reference"):
@@ -506,6 +509,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--ptb", action="store_true", help="also end-to-end PTB tokens/s")
     parser.add_argument("--ptb-tokens", type=int, default=35000)
+    parser.add_argument("--ptb-repeats", type=int, default=3)
+    parser.add_argument(
+        "--ptb-batch", type=int, default=PTBConfig().batch_size, help="default: the PTB child's"
+    )
     parser.add_argument("--ptb-only", action="store_true", help="only the PTB measurements")
     parser.add_argument("--isa-sweep", action="store_true", help="only: the pass per ISA")
     parser.add_argument("--data-dir", default=os.environ.get("PYNAS_DATA", "../shared/data/ptb"))
@@ -551,12 +558,24 @@ def main(argv: list[str] | None = None) -> int:
         "cases": results,
     }
     if args.ptb or args.ptb_only:
-        tps = {}
-        for impl in ("fused", "reference"):
-            tps[impl], cmd = ptb_tokens_per_second(impl, args.ptb_tokens, args.data_dir)
-            print(f"PTB {impl}: {tps[impl]:.0f} tokens/s  ({cmd})", flush=True)
+        runs: dict[str, list[float]] = {"fused": [], "reference": []}
+        for _ in range(args.ptb_repeats):  # alternating, so that machine noise hits both
+            for impl in runs:
+                value, cmd = ptb_tokens_per_second(
+                    impl, args.ptb_tokens, args.data_dir, args.ptb_batch, args.threads
+                )
+                runs[impl].append(value)
+                print(f"PTB {impl}: {value:.0f} tokens/s  ({cmd})", flush=True)
+        tps = {impl: statistics.median(v) for impl, v in runs.items()}
+        print(
+            f"PTB median tokens/s: fused {tps['fused']:.0f}, reference {tps['reference']:.0f}, "
+            f"ratio {tps['fused'] / tps['reference']:.2f}",
+            flush=True,
+        )
         report["ptb_tokens_per_second"] = tps
-        report["ptb_window_profile"] = ptb_window_profile()
+        report["ptb_tokens_per_second_runs"] = runs
+        report["ptb_batch"] = args.ptb_batch
+        report["ptb_window_profile"] = ptb_window_profile(args.ptb_batch)
         print(json.dumps(report["ptb_window_profile"]), flush=True)
     print()
     print(markdown(results))
