@@ -230,33 +230,52 @@ class Search:
 
     # ----- results ----------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
-        told = self.records[: self.absorbed]
-        ranked = sorted(told, key=lambda r: (-r["reward"], r["index"]))
-        means = self._batch_means()
-        return {
-            "task": self.task.name,
-            "strategy": self.strategy.name,
-            "children_done": len(told),
-            "children_planned": self.budget.children,
-            "complete": len(told) >= self.budget.children,
-            "stopped_by_time_limit": self.stopped_by_time,
-            "failed": sum(1 for r in told if r.get("status") != "ok"),
-            "search_seconds": round(self.elapsed(), 1),
-            "reward_trend": {
-                "batch_size": self.budget.batch_size,
-                "batch_means": means,
-                "first_batch_mean": means[0] if means else None,
-                "last_batch_mean": means[-1] if means else None,
-            },
-            "top": [
-                {
-                    "rank": k + 1,
-                    **{f: r.get(f) for f in ("index", "reward", "ppl", "params")},
-                    "arch": r["arch"],
-                }
-                for k, r in enumerate(ranked[:TOP_K])
-            ],  # fmt: skip
-        }
+        return summarize(
+            self.task.name,
+            self.strategy.name,
+            self.records[: self.absorbed],
+            self._batch_means(),
+            self.budget,
+            self.stopped_by_time,
+            self.elapsed(),
+        )
+
+
+def summarize(
+    task: str,
+    strategy: str,
+    records: list[dict[str, Any]],
+    batch_means: list[float],
+    budget: Budget,
+    stopped_by_time: bool,
+    seconds: float,
+) -> dict[str, Any]:
+    """The summary.json of a search: progress, the reward trend and the top architectures."""
+    ranked = sorted(records, key=lambda r: (-r["reward"], r["index"]))
+    return {
+        "task": task,
+        "strategy": strategy,
+        "children_done": len(records),
+        "children_planned": budget.children,
+        "complete": len(records) >= budget.children,
+        "stopped_by_time_limit": stopped_by_time,
+        "failed": sum(1 for r in records if r.get("status") != "ok"),
+        "search_seconds": round(seconds, 1),
+        "reward_trend": {
+            "batch_size": budget.batch_size,
+            "batch_means": batch_means,
+            "first_batch_mean": batch_means[0] if batch_means else None,
+            "last_batch_mean": batch_means[-1] if batch_means else None,
+        },
+        "top": [
+            {
+                "rank": k + 1,
+                **{f: r.get(f) for f in ("index", "reward", "ppl", "params")},
+                "arch": r["arch"],
+            }
+            for k, r in enumerate(ranked[:TOP_K])
+        ],  # fmt: skip
+    }
 
 
 def make_record(

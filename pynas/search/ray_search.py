@@ -46,7 +46,7 @@ from pynas.executors.child import TaskSpec
 from pynas.executors.ray_server import merge_adam_states, merge_params, split_names
 from pynas.search.budgets import Budget
 from pynas.search.display import SearchDisplay
-from pynas.search.loop import CHECKPOINT_FORMAT, TOP_K
+from pynas.search.loop import CHECKPOINT_FORMAT, summarize
 from pynas.search.rundir import RunDir, RunDirError
 from pynas.search.tasks import SearchTask
 from pynas.strategies import Reinforce
@@ -464,44 +464,29 @@ class RaySearch:
 
     def summary(self) -> dict[str, Any]:
         records = [self.by_index[i] for i in sorted(self.by_index)]
-        ranked = sorted(records, key=lambda r: (-r["reward"], r["index"]))
         means = [m for _, m in self.batch_means]
         lines = self._gradient_lines(self.snapshot) if self.snapshot else []
         stale = [s for x in lines for s in x["staleness"]]
-        return {
-            "task": self.task.name,
-            "strategy": self.strategy.name,
-            "executor": "ray",
-            "children_done": len(records),
-            "children_planned": self.budget.children,
-            "complete": len(records) >= self.budget.children,
-            "stopped_by_time_limit": self.stopped_by_time,
-            "failed": sum(1 for r in records if r.get("status") != "ok"),
-            "search_seconds": round(self.elapsed(), 1),
-            "reward_trend": {
-                "batch_size": self.budget.batch_size,
-                "batch_means": means,
-                "first_batch_mean": means[0] if means else None,
-                "last_batch_mean": means[-1] if means else None,
-            },
-            "parameter_servers": {
-                "servers": self.settings.servers,
-                "replicas": self.settings.replicas,
-                "batch_size": self.budget.batch_size,
-                "grads_per_update": self.budget.grads_per_update,
-                "gradients_applied": len(lines),
-                "version": self.snapshot[0]["version"] if self.snapshot else 0,
-                "staleness_mean": sum(stale) / len(stale) if stale else None,
-                "staleness_max": max(stale) if stale else None,
-                "replica_restarts": sum(self.restarts.values()),
-                "child_retries": sum(r.get("metrics", {}).get("attempts", 1) - 1 for r in records),
-            },
-            "top": [
-                {
-                    "rank": k + 1,
-                    **{f: r.get(f) for f in ("index", "reward", "ppl", "params")},
-                    "arch": r["arch"],
-                }
-                for k, r in enumerate(ranked[:TOP_K])
-            ],
+        out = summarize(
+            self.task.name,
+            self.strategy.name,
+            records,
+            means,
+            self.budget,
+            self.stopped_by_time,
+            self.elapsed(),
+        )
+        out["executor"] = "ray"
+        out["parameter_servers"] = {
+            "servers": self.settings.servers,
+            "replicas": self.settings.replicas,
+            "batch_size": self.budget.batch_size,
+            "grads_per_update": self.budget.grads_per_update,
+            "gradients_applied": len(lines),
+            "version": self.snapshot[0]["version"] if self.snapshot else 0,
+            "staleness_mean": sum(stale) / len(stale) if stale else None,
+            "staleness_max": max(stale) if stale else None,
+            "replica_restarts": sum(self.restarts.values()),
+            "child_retries": sum(r.get("metrics", {}).get("attempts", 1) - 1 for r in records),
         }
+        return out
