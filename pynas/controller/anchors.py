@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pynas.controller.lstm_controller import ControllerConfig, ControllerOutput
+from pynas.controller.lstm_controller import ControllerConfig, ControllerOutput, squash_logits
 from pynas.spaces.conv_space import ConvNetSpace
 
 
@@ -67,13 +67,6 @@ class AnchorController(nn.Module):
         """Decisions of an architecture at the space's current depth."""
         return len(self.space.decisions)
 
-    def _squash(self, logits: torch.Tensor) -> torch.Tensor:
-        if self.config.temperature is not None:
-            logits = logits / self.config.temperature
-        if self.config.tanh_constant is not None:
-            logits = self.config.tanh_constant * torch.tanh(logits)
-        return logits
-
     def forward(
         self,
         indices: torch.Tensor | None = None,
@@ -99,7 +92,8 @@ class AnchorController(nn.Module):
         for i in range(depth):
             for name in self.step_names:
                 out, state = self.lstm(inp.unsqueeze(0), state)
-                logp = torch.log_softmax(self._squash(self.heads[name](out[0])), dim=-1)
+                logits = squash_logits(self.heads[name](out[0]), self.config)
+                logp = torch.log_softmax(logits, dim=-1)
                 if indices is None:
                     pick = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(1)
                 else:
@@ -114,7 +108,9 @@ class AnchorController(nn.Module):
             if i > 0:
                 query = self.w_curr(h_i)  # [B, H]
                 keys = torch.stack(anchors_prev, dim=1)  # [B, i, H]
-                logits = self._squash(self.v(torch.tanh(keys + query.unsqueeze(1))).squeeze(2))
+                logits = squash_logits(
+                    self.v(torch.tanh(keys + query.unsqueeze(1))).squeeze(2), self.config
+                )
                 if indices is None:
                     links = torch.bernoulli(torch.sigmoid(logits), generator=generator).long()
                 else:

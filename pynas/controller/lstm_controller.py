@@ -37,6 +37,15 @@ class ControllerOutput:
     entropy: torch.Tensor
 
 
+def squash_logits(logits: torch.Tensor, config: ControllerConfig) -> torch.Tensor:
+    """Optional temperature, then optional tanh squashing ``C·tanh(l/T)`` (SPEC §4)."""
+    if config.temperature is not None:
+        logits = logits / config.temperature
+    if config.tanh_constant is not None:
+        logits = config.tanh_constant * torch.tanh(logits)
+    return logits
+
+
 class Controller(nn.Module):
     """LSTM controller over a :class:`DecisionSpace` (any space of categorical decisions)."""
 
@@ -76,12 +85,7 @@ class Controller(nn.Module):
         return len(self.head_of)
 
     def _logits(self, out: torch.Tensor, step: int) -> torch.Tensor:
-        logits = self.heads[self.head_of[step]](out)
-        if self.config.temperature is not None:
-            logits = logits / self.config.temperature
-        if self.config.tanh_constant is not None:
-            logits = self.config.tanh_constant * torch.tanh(logits)
-        return logits
+        return squash_logits(self.heads[self.head_of[step]](out), self.config)
 
     def forward(
         self,
