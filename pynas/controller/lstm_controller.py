@@ -2,14 +2,17 @@
 
 At step t the LSTM reads the embedding of the choice made at step t-1 (a learned start input at
 step 0); the decision's softmax head turns the top layer's output into logits. Decisions that
-share a head in the space share its softmax and its embedding table. One code path serves both
-sampling and scoring a given architecture (teacher forcing), so a recomputed log-probability
-equals the sampled one.
+share a head in the space share its softmax and its embedding table. Sampling runs the LSTM
+step by step (each input is the choice just made); scoring given architectures (teacher
+forcing) knows every input in advance and runs the LSTM once over the whole sequence, which is
+several times faster for the policy-gradient updates. :meth:`Controller.forward_stepwise` is
+the step-by-step reference for both; tests hold the fused scoring to it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -72,6 +75,7 @@ class Controller(nn.Module):
         self.lstm = nn.LSTM(h, h, num_layers=config.layers)
         self.heads = nn.ModuleList(nn.Linear(h, n) for n in sizes)
         self.embeddings = nn.ModuleList(nn.Embedding(n, h) for n in sizes)
+        self._groups: tuple[list[Any], list[Any]] | None = None
         self.reset_parameters(generator)
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
@@ -94,11 +98,24 @@ class Controller(nn.Module):
         generator: torch.Generator | None = None,
     ) -> ControllerOutput:
         """Score `indices` [B, T] (teacher forcing), or sample `batch` architectures if None."""
+        if indices is None:
+            return self.forward_stepwise(None, batch, generator)
+        self._check_indices(indices)
+        return self._score_fused(indices)
+
+    def _check_indices(self, indices: torch.Tensor) -> None:
+        if indices.dim() != 2 or indices.shape[1] != self.num_steps:
+            raise ValueError(f"indices must be [B, {self.num_steps}], got {list(indices.shape)}")
+
+    def forward_stepwise(
+        self,
+        indices: torch.Tensor | None = None,
+        batch: int = 1,
+        generator: torch.Generator | None = None,
+    ) -> ControllerOutput:
+        """The step-by-step controller: samples (`indices` None) or scores `indices`."""
         if indices is not None:
-            if indices.dim() != 2 or indices.shape[1] != self.num_steps:
-                raise ValueError(
-                    f"indices must be [B, {self.num_steps}], got {list(indices.shape)}"
-                )
+            self._check_indices(indices)
             batch = indices.shape[0]
         inp = self.start.expand(batch, -1)
         state = None
@@ -117,11 +134,96 @@ class Controller(nn.Module):
                 inp = self.embeddings[self.head_of[step]](pick)
         return ControllerOutput(torch.stack(chosen, dim=1), log_prob, entropy)  # type: ignore[arg-type]
 
+    def _score_fused(self, indices: torch.Tensor) -> ControllerOutput:
+        """Teacher forcing in one LSTM call over the sequence.
+
+        Steps whose heads have the same number of choices are computed together: their
+        softmax weights (and the embedding tables that feed the next steps) are stacked, so a
+        forward pass is a few batched matmuls whatever the number of decisions.
+        """
+        batch, steps = indices.shape
+        inputs = [self.start.expand(batch, -1).unsqueeze(0)]
+        if steps > 1:
+            embedded = self.start.new_empty(steps - 1, batch, self.config.hidden)
+            for heads, where in self._size_groups()[1]:
+                tables = torch.stack([self.embeddings[h].weight for h in heads])  # [P, n, H]
+                picks = indices[:, where].t()  # [P, B]
+                rows = torch.arange(len(heads)).unsqueeze(1)
+                embedded = embedded.index_copy(0, where, tables[rows, picks])
+            inputs.append(embedded)
+        out, _ = self.lstm(torch.cat(inputs))  # [T, B, H]
+        log_prob = out.new_zeros(batch)
+        entropy = out.new_zeros(batch)
+        for heads, where in self._size_groups()[0]:
+            weight = torch.stack([self.heads[h].weight for h in heads])  # [S, n, H]
+            bias = torch.stack([self.heads[h].bias for h in heads]).unsqueeze(1)  # [S, 1, n]
+            logits = torch.baddbmm(bias, out.index_select(0, where), weight.transpose(1, 2))
+            logp = torch.log_softmax(squash_logits(logits, self.config), dim=-1)  # [S, B, n]
+            picked = logp.gather(2, indices[:, where].t().unsqueeze(2)).squeeze(2)
+            log_prob = log_prob + picked.sum(0)
+            entropy = entropy - (logp.exp() * logp).sum(dim=(0, 2))
+        return ControllerOutput(indices, log_prob, entropy)
+
+    def _size_groups(self) -> tuple[list[Any], list[Any]]:
+        """Steps grouped by their head's number of choices: (heads, steps) for the softmaxes,
+        (tables, input positions) for the embeddings that feed the next step."""
+        if self._groups is None:
+            sizes = [self.heads[h].out_features for h in self.head_of]
+            self._groups = (_group(sizes, self.head_of, range(len(sizes))),
+                            _group(sizes, self.head_of, range(len(sizes) - 1)))  # fmt: skip
+        return self._groups
+
     def sample(self, batch: int = 1, generator: torch.Generator | None = None) -> ControllerOutput:
-        """Sample `batch` architectures (no autograd graph)."""
+        """Sample `batch` architectures (no autograd graph).
+
+        The same draws as :meth:`forward_stepwise` with the same generator, by a leaner loop
+        (the LSTM cell as two matmuls per layer on weights fetched once, no module calls).
+        """
         with torch.no_grad():
-            return self(batch=batch, generator=generator)
+            return self._sample(batch, generator)
+
+    def _sample(self, batch: int, generator: torch.Generator | None) -> ControllerOutput:
+        lstm = self.lstm
+        layers = [
+            (
+                getattr(lstm, f"weight_ih_l{k}").t(),
+                getattr(lstm, f"weight_hh_l{k}").t(),
+                getattr(lstm, f"bias_ih_l{k}") + getattr(lstm, f"bias_hh_l{k}"),
+            )
+            for k in range(lstm.num_layers)
+        ]
+        h = [self.start.new_zeros(batch, self.config.hidden) for _ in layers]
+        c = [self.start.new_zeros(batch, self.config.hidden) for _ in layers]
+        x = self.start.expand(batch, -1)
+        picks: list[torch.Tensor] = []
+        log_prob = x.new_zeros(batch)
+        entropy = x.new_zeros(batch)
+        for step in range(self.num_steps):
+            for k, (w_ih, w_hh, bias) in enumerate(layers):  # PyTorch's gate order: i, f, g, o
+                i, f, g, o = torch.addmm(bias, x, w_ih).addmm_(h[k], w_hh).chunk(4, 1)
+                c[k] = torch.sigmoid(f) * c[k] + torch.sigmoid(i) * torch.tanh(g)
+                h[k] = x = torch.sigmoid(o) * torch.tanh(c[k])
+            head = self.heads[self.head_of[step]]
+            logits = squash_logits(torch.addmm(head.bias, x, head.weight.t()), self.config)
+            logp = torch.log_softmax(logits, -1)
+            probs = logp.exp()
+            pick = torch.multinomial(probs, 1, generator=generator)
+            log_prob += logp.gather(1, pick).squeeze(1)
+            entropy -= (probs * logp).sum(1)
+            picks.append(pick.squeeze(1))
+            x = self.embeddings[self.head_of[step]].weight.index_select(0, picks[-1])
+        return ControllerOutput(torch.stack(picks, dim=1), log_prob, entropy)
 
     def score(self, indices: torch.Tensor) -> ControllerOutput:
         """Log-probability and entropy of given choice indices [B, T] (with autograd graph)."""
         return self(indices=indices)
+
+
+def _group(
+    sizes: list[int], head_of: tuple[int, ...], steps: range
+) -> list[tuple[list[int], torch.Tensor]]:
+    """Per number of choices: the head of each of its steps, and the steps (as a tensor)."""
+    by_size: dict[int, list[int]] = {}
+    for step in steps:
+        by_size.setdefault(sizes[step], []).append(step)
+    return [([head_of[t] for t in group], torch.tensor(group)) for group in by_size.values()]
