@@ -11,7 +11,7 @@ from pynas.strategies.base import Strategy
 
 
 class RandomSearch(Strategy):
-    """Samples every decision uniformly and independently; ``tell`` only counts."""
+    """Samples every decision uniformly and independently; ``tell`` only counts (failures too)."""
 
     name = "random"
 
