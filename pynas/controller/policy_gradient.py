@@ -92,11 +92,18 @@ def gradient_and_log_prob(
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """:func:`compute_gradient` and, from the same forward pass, the batch's log-probabilities
     at `params` (detached): the reference of later clipped steps on the same batch."""
-    # fresh leaves that share the values: the gradient is taken w.r.t. them, nothing is written
-    leaves = {k: v.detach().requires_grad_(True) for k, v in params.items()}
     batch = indices.shape[0]
     rows = indices if elite is None or not elite_weight else torch.cat([indices, elite])
-    out = functional_call(controller, leaves, args=(), kwargs={"indices": rows})
+    own = dict(controller.named_parameters())
+    if params.keys() == own.keys() and all(params[k] is own[k] for k in own):
+        # the controller's own parameters: differentiate w.r.t. them directly (autograd.grad
+        # writes no .grad), which skips functional_call's re-parametrisation of every module
+        leaves = own
+        out = controller(indices=rows)
+    else:
+        # fresh leaves sharing the values: the gradient is taken w.r.t. them, nothing written
+        leaves = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+        out = functional_call(controller, leaves, args=(), kwargs={"indices": rows})
     log_prob, entropy = out.log_prob[:batch], out.entropy[:batch]
     if clip is not None and old_log_prob is not None:
         advantage = rewards.to(log_prob.dtype) - baseline
