@@ -73,7 +73,7 @@ class RegularizedEvolution(Strategy):
         self._check_n(n)
         return [self.space.to_arch(self._propose()) for _ in range(n)]
 
-    def tell(self, archs: Sequence[Any], rewards: Sequence[float]) -> None:
+    def tell(self, archs: Sequence[Any], rewards: Sequence[float | None]) -> None:
         values = self._check_told(archs, rewards)
         for arch, reward in zip(archs, values, strict=True):
             if reward is None:
