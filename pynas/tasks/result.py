@@ -46,8 +46,17 @@ class ChildResult:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         # JSON has no NaN/Inf: store them as strings so a record never breaks the log.
-        out["metrics"] = {
-            k: (repr(v) if isinstance(v, float) and not math.isfinite(v) else v)
-            for k, v in self.metrics.items()
-        }
+        out["metrics"] = {k: _json_safe(v) for k, v in self.metrics.items()}
         return out
+
+
+def _json_safe(value: Any) -> Any:
+    """`value` with every non-finite float, also inside lists and dicts (a per-epoch perplexity
+    of a diverged child), replaced by its repr."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    return value

@@ -76,3 +76,14 @@ def test_dropout_and_weight_tying_options():
     tokens = torch.randint(0, 50, (5, 3))
     logits, state = tied(tokens, tied.init_state(3))
     assert logits.shape == (5, 3, 50) and len(state) == 2
+
+
+def test_a_failure_with_non_finite_epoch_perplexities_serialises():
+    # a child whose validation perplexity diverged keeps its per-epoch list in the record
+    import json
+
+    from pynas.tasks.result import ChildResult
+
+    result = ChildResult.failed("diverged", epoch_ppl=[812.5, float("nan")], last=float("inf"))
+    metrics = json.loads(json.dumps(result.to_dict(), allow_nan=False))["metrics"]
+    assert metrics["epoch_ppl"] == [812.5, "nan"] and metrics["last"] == "inf"
