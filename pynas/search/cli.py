@@ -26,6 +26,7 @@ from pynas.strategies import PRESETS, RandomSearch, RegularizedEvolution, Reinfo
 from pynas.tasks.data import DataError
 
 STRATEGIES = ("reinforce", "random", "evolution")
+DEVICE_TASKS = ("ptb", "cifar10")  # tasks whose children train on a --device
 META_FORMAT = 1
 
 
@@ -98,11 +99,16 @@ def _new_meta(args: argparse.Namespace) -> dict[str, Any]:
     if args.time_limit is not None:
         changes["time_limit"] = args.time_limit * 60 or None
     changes.update(execution.budget_changes(args))  # --batch-size, --grads-per-update
+    where = execution.execution_settings(args, args.strategy)
     child = dict(budget.child)
     if args.child_delay is not None:
         if args.task != "toy":
             raise UsageError("--child-delay applies to --task toy only")
         child["delay"] = args.child_delay
+    if args.task in DEVICE_TASKS:
+        child["device"] = execution.child_device(args, where)  # resume and retrain keep it
+    elif args.device is not None:
+        raise UsageError(f"--device applies to {' and '.join(DEVICE_TASKS)} children")
     settings = {**budget.to_dict(), **changes, "child": child}
     data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else None
     return {
@@ -114,7 +120,7 @@ def _new_meta(args: argparse.Namespace) -> dict[str, Any]:
         "preset": args.preset,
         "seed": args.seed,
         "data_dir": data_dir,
-        "execution": execution.execution_settings(args, args.strategy),
+        "execution": where,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -169,6 +175,8 @@ def main_body(args: argparse.Namespace) -> int:
         require_tensorboard()  # before a new run directory is created
     data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else meta["data_dir"]
     budget = Budget(**meta["budget_settings"])
+    # a device this machine cannot provide: exit 2 now, not a failed child per child
+    execution.check_child_device(meta["execution"], args, meta["task"], budget.child)
     task = make_task(meta["task"], budget.child, meta["seed"], data_dir)  # DataError -> usage
     if run is None:
         # e.g. more parameter servers than the controller has tensors: refuse before creating

@@ -40,6 +40,10 @@ class Split:
             return self
         return Split(self.images[:n], self.labels[:n])
 
+    def to(self, device: torch.device | str) -> Split:
+        """The split on `device` (itself if already there)."""
+        return Split(self.images.to(device), self.labels.to(device))
+
 
 @dataclass(frozen=True)
 class CifarData:
@@ -185,7 +189,10 @@ def load_cifar10(
 
 def augment(images: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
     """Standard CIFAR augmentation of a batch: random crop after zero-padding by `pad` pixels
-    (zero = the training mean, as images are normalised), then a random horizontal flip."""
+    (zero = the training mean, as images are normalised), then a random horizontal flip.
+
+    The random draws come from `generator` (a CPU generator) whatever the images' device, so a
+    GPU child sees the same crops and flips as a CPU one."""
     n, c, h, w = images.shape
     padded = torch.nn.functional.pad(images, (pad, pad, pad, pad))
     dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
@@ -196,4 +203,5 @@ def augment(images: torch.Tensor, generator: torch.Generator, pad: int = 4) -> t
     cols = torch.where(flip[:, None, None, None], cols.flip(-1), cols)
     batch = torch.arange(n)[:, None, None, None]
     channel = torch.arange(c)[None, :, None, None]
-    return padded[batch, channel, rows, cols]
+    device = images.device
+    return padded[batch.to(device), channel.to(device), rows.to(device), cols.to(device)]

@@ -20,6 +20,7 @@ from pynas.arch import RNNCell
 from pynas.children.language_model import CellLanguageModel
 from pynas.children.tree_rnn import DEFAULT_IMPL
 from pynas.progress import ProgressBar
+from pynas.tasks.device import check_device, parse_device
 from pynas.tasks.ptb_data import Corpus, batchify, bptt_windows, load_corpus
 from pynas.tasks.result import CHILD_ERRORS, ChildResult
 
@@ -56,6 +57,10 @@ class PTBConfig:
     valid_tokens: int | None = None
     impl: str = DEFAULT_IMPL
     seed: int = 0
+    device: str = "cpu"  # cpu, cuda or cuda:N: model, data and state live there
+
+    def __post_init__(self) -> None:
+        parse_device(self.device)
 
     def with_(self, **changes: Any) -> PTBConfig:
         return replace(self, **changes)
@@ -72,10 +77,17 @@ def _detach(state):
     return [(h.detach(), c.detach()) for h, c in state]
 
 
+def child_device(config: PTBConfig) -> torch.device:
+    """The config's device, checked (DeviceError if unusable; the fused op needs CUDA kernels)."""
+    ops = ("tree_cell_seq",) if config.impl == "fused" else ()
+    return check_device(config.device, ops, fallback="--impl reference")
+
+
 @torch.no_grad()
 def evaluate_ppl(model: CellLanguageModel, data: torch.Tensor, bptt: int) -> float:
-    """Perplexity of `model` on a batchified stream [steps, batch]."""
+    """Perplexity of `model` on a batchified stream [steps, batch] (moved to the model's device)."""
     model.eval()
+    data = data.to(next(model.parameters()).device)
     state = model.init_state(data.shape[1])
     total_loss, total_tokens = 0.0, 0
     for inputs, targets in bptt_windows(data, bptt):
@@ -144,11 +156,12 @@ def _train(
     build: Callable[[], nn.Module] | None = None,
     keep_best: bool = False,
 ) -> tuple[ChildResult, nn.Module | None]:
-    torch.manual_seed(config.seed)
+    device = child_device(config)
+    torch.manual_seed(config.seed)  # seeds the CUDA generators too (dropout on the GPU)
     train_ids = corpus.train[: config.train_tokens] if config.train_tokens else corpus.train
     valid_ids = corpus.valid[: config.valid_tokens] if config.valid_tokens else corpus.valid
-    train_data = batchify(train_ids, config.batch_size)
-    valid_data = batchify(valid_ids, config.eval_batch_size)
+    train_data = batchify(train_ids, config.batch_size).to(device)
+    valid_data = batchify(valid_ids, config.eval_batch_size).to(device)
 
     if build is not None:
         model = build()
@@ -162,6 +175,7 @@ def _train(
             tie_weights=config.tie_weights,
             impl=config.impl,
         )
+    model.to(device)  # built on the CPU after seeding: the same initial weights on any device
     params = sum(p.numel() for p in model.parameters())
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     best_state: dict[str, torch.Tensor] | None = None
