@@ -158,6 +158,7 @@ def test_cpu_child_keeps_model_data_and_state_on_the_cpu(ptb_dir, cifar10_dir):
 @pytest.fixture
 def pretend_cuda(monkeypatch):
     """`cuda` accepted by the checks; `.to(cuda)` keeps a tensor on the CPU and marks it."""
+
     def accept(device, ops=(), fallback=""):
         return torch.device(device)
 
