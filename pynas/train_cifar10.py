@@ -44,7 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         choices=sorted(VARIANTS),
         default="small",
         help="small: cifar10_small.npz (3,660 lossless train images); "
-        "jpeg: cifar10_small_jpeg.npz (10,000 JPEG-degraded)",
+        "jpeg: cifar10_small_jpeg.npz (10,000 JPEG-degraded); full: cifar10_full.npz (all "
+        "50,000; make it with python -m pynas.data fetch cifar10 --dest DIR)",
     )
     p.add_argument(
         "--valid-size",

@@ -20,7 +20,12 @@ from pynas.tasks.data import DataError, require_files, resolve_data_dir
 
 TASK = "cifar10"
 NUM_CLASSES = 10
-VARIANTS: dict[str, str] = {"small": "cifar10_small.npz", "jpeg": "cifar10_small_jpeg.npz"}
+# full: all of CIFAR-10, made by `python -m pynas.data fetch cifar10 --dest DIR`
+VARIANTS: dict[str, str] = {
+    "small": "cifar10_small.npz",
+    "jpeg": "cifar10_small_jpeg.npz",
+    "full": "cifar10_full.npz",
+}
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
@@ -151,7 +156,8 @@ def load_cifar10(
     valid_size: int = 500,
     seed: int = 0,
 ) -> CifarData:
-    """Load a CIFAR-10 variant (`small`: cifar10_small.npz, `jpeg`: cifar10_small_jpeg.npz).
+    """Load a CIFAR-10 variant (`small`: cifar10_small.npz, `jpeg`: cifar10_small_jpeg.npz,
+    `full`: cifar10_full.npz, which ``python -m pynas.data fetch cifar10`` makes).
 
     `data_dir` wins, else $PYNAS_DATA (the folder itself or a parent with `cifar10/`).
     `valid_size` training images (stratified, fixed `seed`) are held out for validation.
@@ -159,6 +165,12 @@ def load_cifar10(
     if variant not in VARIANTS:
         raise DataError(f"unknown CIFAR-10 variant {variant!r}; choose one of {sorted(VARIANTS)}")
     directory = resolve_data_dir(data_dir, TASK)
+    if variant == "full" and not (directory / VARIANTS[variant]).is_file():
+        raise DataError(
+            f"{directory / VARIANTS[variant]} does not exist: fetch the full CIFAR-10 with "
+            f"`python -m pynas.data fetch cifar10 --dest {directory}` (a 163 MB download, "
+            "checksum verified)"
+        )
     (path,) = require_files(directory, [VARIANTS[variant]], TASK)
     arrays = load_arrays(path)
     x_train, y_train = arrays["x_train"], arrays["y_train"].astype(np.int64)
