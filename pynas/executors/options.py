@@ -234,6 +234,11 @@ def check_child_device(
 
             cifar10_device(split_settings(child)[1])
     except DeviceError as exc:
+        if getattr(args, "resume", None):  # the device is the run's; --device may not change it
+            raise UsageError(
+                f"this run's children train on {device!r} (its run.json), and here: "
+                f"{exc.problem}; resume it on a machine that has that device"
+            ) from None
         raise UsageError(str(exc)) from None
 
 

@@ -21,7 +21,11 @@ _DEVICE = re.compile(r"^(cpu|cuda)(?::(\d+))?$")
 
 
 class DeviceError(ValueError):
-    """A device name that is malformed or not usable here; the message names the fix."""
+    """A device name that is malformed or not usable here: `problem`, then what to do."""
+
+    def __init__(self, problem: str, fix: str = "") -> None:
+        super().__init__(f"{problem}: {fix}" if fix else problem)
+        self.problem = problem
 
 
 def parse_device(text: str) -> str:
@@ -56,22 +60,24 @@ def check_device(device: str, ops: Sequence[str] = (), fallback: str = "") -> to
     if torch.version.cuda is None:
         raise DeviceError(
             f"device {name!r} asked for, but this torch ({torch.__version__}) is a CPU-only "
-            "build: use --device cpu, or install a CUDA build of torch and reinstall pynas "
-            "against it (README, 'Install notes')"
+            "build",
+            "use --device cpu, or install a CUDA build of torch and reinstall pynas against it "
+            "(README, 'Install notes')",
         )
     if not torch.cuda.is_available():
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
         hint = f" (CUDA_VISIBLE_DEVICES={visible!r})" if visible is not None else ""
         raise DeviceError(
-            f"device {name!r} asked for, but no CUDA GPU is visible{hint}: use --device cpu, "
-            "or run where a GPU and its driver are present"
+            f"device {name!r} asked for, but no CUDA GPU is visible{hint}",
+            "use --device cpu, or run where a GPU and its driver are present",
         )
     index = torch.device(name).index
     count = torch.cuda.device_count()
     if index is not None and index >= count:
         raise DeviceError(
             f"device {name!r} asked for, but only {count} CUDA GPU(s) are visible "
-            f"(cuda:0..cuda:{count - 1}): choose one of those"
+            f"(cuda:0..cuda:{count - 1})",
+            "choose one of those",
         )
     missing = cuda_kernel_missing(ops)
     if missing:
@@ -79,8 +85,9 @@ def check_device(device: str, ops: Sequence[str] = (), fallback: str = "") -> to
         raise DeviceError(
             f"device {name!r} asked for, but this pynas was built without CUDA kernels "
             f"({', '.join(f'pynas::{op}' for op in missing)} has none; nvcc was not found when "
-            "it was built): reinstall pynas with the CUDA toolkit's nvcc on PATH (README, "
-            f"'Install notes'), use --device cpu{alternative}"
+            "it was built)",
+            "reinstall pynas with the CUDA toolkit's nvcc on PATH (README, 'Install notes'), "
+            f"use --device cpu{alternative}",
         )
     return torch.device(name)
 

@@ -122,10 +122,15 @@ def test_child_gpus_on_ray_means_cuda_and_a_cluster_is_not_checked_from_here():
 
 
 @NO_CUDA
-def test_resume_of_a_cuda_run_here_moved_to_a_local_instance_is_refused():
+def test_resume_of_a_cuda_run_here_is_refused_with_what_to_do():
     ray = {**execution.DEFAULTS, "executor": "ray", "child_gpus": 1.0, "address": "head:6379"}
-    with pytest.raises(execution.UsageError, match="device 'cuda'"):
-        execution.check_child_device(ray, _namespace(address="local"), "ptb", {"device": "cuda"})
+    args = _namespace(address="local", resume="RUN")  # moved to a local instance: checked here
+    with pytest.raises(execution.UsageError) as info:
+        execution.check_child_device(ray, args, "ptb", {"device": "cuda"})
+    message = str(info.value)
+    assert "this run's children train on 'cuda'" in message
+    assert "resume it on a machine that has that device" in message
+    assert "--device" not in message  # not an option of --resume
 
 
 def test_search_stores_the_device_with_the_child_settings(tmp_path, capsys):
