@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("PYNAS_TEST_DATA", REPO.parent / "shared" / "data"))
@@ -43,3 +44,28 @@ def ptb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def cifar10_dir(shared_data: Path) -> Path:
     return shared_data / "cifar10"
+
+
+@pytest.fixture
+def one_thread():
+    """Small ops on shared cores run far faster on one torch thread; restored afterwards.
+    Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """``run_cli(main, argv) -> (exit code, stdout, stderr)`` for a command's ``main``."""
+
+    def run(main, argv):
+        try:
+            code = main(argv)
+        except SystemExit as exc:
+            code = exc.code
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run

@@ -16,12 +16,7 @@ from pynas.strategies import Reinforce
 SMALL = {"fh": (1, 3), "fw": (3, 5), "filters": (24, 36), "stride": (1,)}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_controller_has_no_attention_and_emits_only_layer_choices():

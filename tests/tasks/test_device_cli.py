@@ -21,64 +21,59 @@ PTB_CHILD = {
 }  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def run(main, argv, capsys):
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @NO_CUDA
-def test_train_with_cuda_here_exits_2_before_training(ptb_dir, capsys):
-    code, out, err = run(train_main, ["--task", "ptb", "--arch", "nas_cell", "--device", "cuda",
-                                      "--data-dir", str(ptb_dir)], capsys)  # fmt: skip
+def test_train_with_cuda_here_exits_2_before_training(ptb_dir, run_cli):
+    code, out, err = run_cli(
+        train_main,
+        ["--task", "ptb", "--arch", "nas_cell", "--device", "cuda", "--data-dir", str(ptb_dir)],
+    )
     assert code == 2 and "device 'cuda'" in err and "--device cpu" in err
     assert "epoch 1" not in err and "Traceback" not in err
     cifar10_dir = str(ptb_dir.parent / "cifar10")
-    code, _, err = run(train_main, ["--task", "cifar10", "--arch", "skip15", "--device", "cuda:0",
-                                    "--data-dir", cifar10_dir], capsys)  # fmt: skip
+    code, _, err = run_cli(
+        train_main,
+        ["--task", "cifar10", "--arch", "skip15", "--device", "cuda:0", "--data-dir", cifar10_dir],
+    )
     assert code == 2 and "device 'cuda:0'" in err
 
 
-def test_train_with_explicit_cpu_end_to_end(ptb_dir, tmp_path, capsys):
+def test_train_with_explicit_cpu_end_to_end(ptb_dir, tmp_path, run_cli):
     out_file = tmp_path / "r.json"
-    code, out, err = run(train_main, [
+    argv = [
         "--task", "ptb", "--arch", "nas_cell", "--device", "cpu", "--data-dir", str(ptb_dir),
         "--hidden", "8", "--train-tokens", "600", "--valid-tokens", "300", "--bptt", "8",
         "--quiet", "--output", str(out_file),
-    ], capsys)  # fmt: skip
+    ]  # fmt: skip
+    code, out, err = run_cli(train_main, argv)
     assert code == 0, err
     assert "device=cpu" in err
     assert json.loads(out_file.read_text())["config"]["device"] == "cpu"
 
 
 @pytest.mark.parametrize("bad", ["gpu", "cuda:x", "cpu:1"])
-def test_malformed_device_is_an_argument_error(bad, capsys):
-    code, _, err = run(train_main, ["--task", "ptb", "--arch", "nas_cell", "--device", bad],
-                       capsys)  # fmt: skip
+def test_malformed_device_is_an_argument_error(bad, run_cli):
+    code, _, err = run_cli(train_main, ["--task", "ptb", "--arch", "nas_cell", "--device", bad])
     assert code == 2 and "argument --device" in err and "cuda:N" in err
 
 
 @NO_CUDA
 @pytest.mark.parametrize(
     "extra",
-    [["--device", "cuda"], ["--device", "cuda:1", "--workers", "2"],
-     ["--executor", "ray", "--child-gpus", "1"]],  # local Ray instance: this machine's GPUs
-)  # fmt: skip
-def test_search_with_cuda_here_exits_2_and_creates_nothing(ptb_dir, tmp_path, capsys, extra):
+    [
+        ["--device", "cuda"],
+        ["--device", "cuda:1", "--workers", "2"],
+        ["--executor", "ray", "--child-gpus", "1"],
+    ],  # local Ray instance: this machine's GPUs
+)
+def test_search_with_cuda_here_exits_2_and_creates_nothing(ptb_dir, tmp_path, run_cli, extra):
     run_dir = tmp_path / "run"
-    code, _, err = run(search_main, ["--task", "ptb", "--data-dir", str(ptb_dir), "--run-dir",
-                                     str(run_dir), "--quiet", *extra], capsys)  # fmt: skip
+    code, _, err = run_cli(
+        search_main,
+        ["--task", "ptb", "--data-dir", str(ptb_dir), "--run-dir", str(run_dir), "--quiet", *extra],
+    )
     assert code == 2, err
     assert "device 'cuda" in err and "--device cpu" in err and "Traceback" not in err
     assert not run_dir.exists()
@@ -92,16 +87,16 @@ def test_search_with_cuda_here_exits_2_and_creates_nothing(ptb_dir, tmp_path, ca
         (["--executor", "ray", "--device", "cuda"], "add --child-gpus G"),
     ],
 )
-def test_device_and_child_gpus_must_agree(tmp_path, capsys, extra, message):
+def test_device_and_child_gpus_must_agree(tmp_path, run_cli, extra, message):
     pytest.importorskip("ray")
-    code, _, err = run(search_main, ["--task", "ptb", "--run-dir", str(tmp_path / "r"),
-                                     *extra], capsys)  # fmt: skip
+    code, _, err = run_cli(search_main, ["--task", "ptb", "--run-dir", str(tmp_path / "r"), *extra])
     assert code == 2 and message in err
 
 
-def test_device_is_for_tasks_that_train(tmp_path, capsys):
-    code, _, err = run(search_main, ["--task", "toy", "--run-dir", str(tmp_path / "r"),
-                                     "--device", "cpu"], capsys)  # fmt: skip
+def test_device_is_for_tasks_that_train(tmp_path, run_cli):
+    code, _, err = run_cli(
+        search_main, ["--task", "toy", "--run-dir", str(tmp_path / "r"), "--device", "cpu"]
+    )
     assert code == 2 and "--device applies to ptb and cifar10" in err
 
 
@@ -133,14 +128,14 @@ def test_resume_of_a_cuda_run_here_is_refused_with_what_to_do():
     assert "--device" not in message  # not an option of --resume
 
 
-def test_search_stores_the_device_with_the_child_settings(tmp_path, capsys):
+def test_search_stores_the_device_with_the_child_settings(tmp_path, run_cli):
     from pynas.search.cli import _new_meta, build_parser
 
     for extra, device in (([], "cpu"), (["--device", "cuda:1"], "cuda:1")):
         args = build_parser().parse_args(["--task", "cifar10", "--run-dir", "R", *extra])
         assert _new_meta(args)["budget_settings"]["child"]["device"] == device
     # a resumed run takes it from run.json, like every other child setting
-    code, _, err = run(search_main, ["--resume", str(tmp_path), "--device", "cpu"], capsys)
+    code, _, err = run_cli(search_main, ["--resume", str(tmp_path), "--device", "cpu"])
     assert code == 2 and "drop --device" in err
 
 
@@ -152,11 +147,20 @@ def cuda_run(tmp_path_factory, ptb_dir):
     path = tmp_path_factory.mktemp("cuda") / "run"
     child = {**PTB_CHILD, "device": "cpu"}
     meta = {
-        "format": 1, "task": "ptb", "budget": "test",
-        "budget_settings": {"children": 2, "batch_size": 2, "grads_per_update": 1,
-                            "child": {**child, "device": "cuda"}},
-        "strategy": "reinforce", "preset": "paper", "seed": 0, "data_dir": str(ptb_dir),
-    }  # fmt: skip
+        "format": 1,
+        "task": "ptb",
+        "budget": "test",
+        "budget_settings": {
+            "children": 2,
+            "batch_size": 2,
+            "grads_per_update": 1,
+            "child": {**child, "device": "cuda"},
+        },
+        "strategy": "reinforce",
+        "preset": "paper",
+        "seed": 0,
+        "data_dir": str(ptb_dir),
+    }
     task = make_task("ptb", child, seed=0, data_dir=str(ptb_dir))
     run_dir = RunDir.create(path, meta)
     strategy = Reinforce(task.space, batch_size=2, seed=0)
@@ -169,17 +173,17 @@ QUICK = ["--top", "1", "--lr", "20", "--weight-decay", "0", "--valid-limit", "30
 
 
 @NO_CUDA
-def test_retrain_follows_the_runs_device_and_says_how_to_override(cuda_run, tmp_path, capsys):
-    code, _, err = run(retrain_cli.main, [str(cuda_run), "--out", str(tmp_path / "a"), *QUICK],
-                       capsys)  # fmt: skip
+def test_retrain_follows_the_runs_device_and_says_how_to_override(cuda_run, tmp_path, run_cli):
+    code, _, err = run_cli(retrain_cli.main, [str(cuda_run), "--out", str(tmp_path / "a"), *QUICK])
     assert code == 2 and "device 'cuda'" in err and "--device cpu" in err
     assert not (tmp_path / "a" / "results.jsonl").exists()
 
 
-def test_retrain_device_override(cuda_run, tmp_path, capsys):
+def test_retrain_device_override(cuda_run, tmp_path, run_cli):
     out = tmp_path / "b"
-    code, _, err = run(retrain_cli.main, [str(cuda_run), "--out", str(out), "--device", "cpu",
-                                          *QUICK], capsys)  # fmt: skip
+    code, _, err = run_cli(
+        retrain_cli.main, [str(cuda_run), "--out", str(out), "--device", "cpu", *QUICK]
+    )
     assert code == 0, err
     lines = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
     assert lines and all(x.get("status", "ok") == "ok" for x in lines)
