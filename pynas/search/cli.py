@@ -177,7 +177,7 @@ def main_body(args: argparse.Namespace) -> int:
         run = None
     if args.tensorboard is not None:
         require_tensorboard()  # before a new run directory is created
-    data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else meta["data_dir"]
+    data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else meta.get("data_dir")
     try:
         budget = Budget(**meta["budget_settings"])
         task = make_task(meta["task"], budget.child, meta["seed"], data_dir)  # DataError -> usage

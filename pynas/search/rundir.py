@@ -113,6 +113,8 @@ class RunDir:
                 f"cannot resume: {self.meta_path} is damaged (not a JSON object); {fix}"
             )
         missing = [k for k in META_KEYS if k not in meta]
+        if meta.get("strategy") == "reinforce" and "preset" not in meta:
+            missing.append("preset")
         if missing:
             raise RunDirError(
                 f"cannot resume: {self.meta_path} is damaged or not a search's settings "

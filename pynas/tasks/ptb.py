@@ -79,10 +79,8 @@ def divergence(ppl: float, vocab_size: int) -> str | None:
     10,000 for PTB); None if the child has not diverged.
     """
     if ppl > vocab_size:
-        return (
-            f"diverged: validation perplexity {ppl:,.0f} is above the uniform model's "
-            f"{vocab_size:,}"
-        )
+        shown = f"{ppl:,.0f}" if ppl < 1e9 else f"{ppl:.3g}"
+        return f"diverged: validation perplexity {shown} is above the uniform model's {vocab_size:,}"
     return None
 
 
