@@ -34,6 +34,7 @@ import json
 import math
 import numbers
 import os
+import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -131,8 +132,9 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | str, keep_previous:
                  ) -> None:  # fmt: skip
     """Replace `path` by `data` so that it always holds either the old or the new content.
 
-    With `keep_previous`, the current content (if any) is first put at that path (atomically,
-    by a hard link), so a damaged new file can fall back to the one before.
+    With `keep_previous`, the current content (if any) is first put at that path (atomically:
+    a hard link or a copy, renamed into place), so a damaged new file can fall back to the one
+    before.
     """
     path = Path(path)
     if isinstance(data, str):
@@ -145,7 +147,10 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | str, keep_previous:
     if keep_previous is not None and path.exists():
         link = keep_previous.with_name(f".{keep_previous.name}.tmp")
         link.unlink(missing_ok=True)
-        os.link(path, link)
+        try:
+            os.link(path, link)
+        except OSError:  # a file system without hard links: a copy, renamed into place
+            shutil.copyfile(path, link)
         os.replace(link, keep_previous)
     os.replace(tmp, path)
     _fsync_dir(path.parent)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import pynas.search.cli as search_cli
 import pynas.search.loop as loop
-from pynas.jsonio import read_json
+from pynas.jsonio import encode, read_json
 from pynas.runs import open_run
 from pynas.search.cli import main as search_main
 from pynas.search.tasks import TOY_SPACE, SearchTask
@@ -52,15 +52,8 @@ outcome = st.tuples(
 
 
 def same(a, b):
-    if isinstance(a, float) and isinstance(b, float):
-        return (math.isnan(a) and math.isnan(b)) or a == b
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    return a == b
+    """Exact equality with NaN equal to NaN: the same strict JSON text (1 and 1.0 differ)."""
+    return encode(a) == encode(b)
 
 
 class Killed(BaseException):
