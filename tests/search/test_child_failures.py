@@ -16,6 +16,7 @@ import pynas.search.cli as search_cli
 import pynas.tasks.ptb as ptb
 from pynas.arch import NAMED_CELLS
 from pynas.jsonio import read_json
+from pynas.retrain.cli import main as retrain_main
 from pynas.runs import open_run
 from pynas.search.cli import main as search_main
 from pynas.search.tasks import make_task
@@ -117,6 +118,25 @@ def test_every_provoked_failure_is_a_record_and_the_search_completes(
     code, out, err = run(["--resume", path, "--quiet"], capsys)
     assert code == 0, err
     assert (path / "children.jsonl").read_bytes() == before  # nothing trained again
+    argv = [
+        path,
+        "--top",
+        1,
+        "--lr",
+        20,
+        "--weight-decay",
+        0,
+        "--valid-limit",
+        800,
+        "--test-limit",
+        2000,
+        "--seed",
+        7,
+        "--quiet",
+    ]  # fmt: skip (seed 7: no fault)
+    code, out, err = run(argv, capsys, retrain_main)
+    assert code == 0, err
+    assert read_json(path / "retrain" / "summary.json")["rows"][0]["search_index"] in (6, 7)
 
 
 def test_the_divergence_rule():
