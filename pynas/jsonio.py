@@ -189,6 +189,7 @@ class DamagedLine:
 class JsonlRead:
     records: list[dict[str, Any]]
     torn_bytes: int = 0  # size of a torn last line that was dropped, 0 if none
+    torn: DamagedLine | None = None  # that line
     damaged: list[DamagedLine] = field(default_factory=list)  # lines before the last
 
 
@@ -237,6 +238,7 @@ class JsonlFile:
             if end < 0 or end == len(data) - 1:  # the last line
                 if record is None or end < 0:
                     out.torn_bytes = len(data) - pos
+                    out.torn = DamagedLine(number, pos, line)
                     break
             elif record is None:
                 out.damaged.append(DamagedLine(number, pos, line))
@@ -244,14 +246,20 @@ class JsonlFile:
                 continue
             out.records.append(record)
             pos = end + 1
-        if out.torn_bytes and repair:
-            with open(self.path, "r+b") as f:
-                f.truncate(pos)
-                f.flush()
-                os.fsync(f.fileno())
+        if repair:
+            self.cut_torn(out)
         if out.damaged and not allow_damaged:
             raise DamagedLinesError(self.path, out)
         return out
+
+    def cut_torn(self, read: JsonlRead) -> None:
+        """Cut the torn last line of `read` off the file (later appends stay well-formed)."""
+        if read.torn is None:
+            return
+        with open(self.path, "r+b") as f:
+            f.truncate(read.torn.offset)
+            f.flush()
+            os.fsync(f.fileno())
 
     def append(self, record: dict[str, Any]) -> None:
         """Append one record durably: one write of the whole line, flush, fsync."""

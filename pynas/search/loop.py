@@ -21,7 +21,7 @@ two checkpoints of a batch bracket its children: if the previous one is the batc
 checkpoint after the last tell (no pending batch) while the log already holds children of the
 next batch, the batch is re-asked from the restored strategy (same architectures, same RNG)
 and its logged children are re-used. No finished child is lost or trained twice. Damaged
-lines of the log are handled by :meth:`pynas.search.rundir.RunDir.set_aside_damaged`.
+lines of the log are handled by :meth:`pynas.search.rundir.RunDir.reconcile_log`.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ class Search:
     def restore(self) -> None:
         """Load checkpoint and log, reconcile them, and report what was recovered."""
         say = self.display.message
-        read = self.run.read_log(say)
+        read = self.run.read_log()
         state = self.run.load_checkpoint(say)
         records = read.records
         if state is None:
@@ -99,6 +99,7 @@ class Search:
                     f"{self.run.path}: children.jsonl has {len(records) + len(read.damaged)} "
                     "lines but there is no checkpoint; the run directory is inconsistent"
                 )
+            self.run.reconcile_log(read, [], say)  # a torn line: cut off
             return
         if state.get("format") != CHECKPOINT_FORMAT or "absorbed" not in state:
             raise RunDirError(
@@ -113,9 +114,8 @@ class Search:
         pending = state["pending"]
         self.pending = Pending(pending["start"], list(pending["archs"])) if pending else None
         indices = {r.get("index") for r in records}
-        if read.damaged:
-            missing = [i for i in range(self.absorbed) if i not in indices]
-            records = records + self.run.set_aside_damaged(read.damaged, missing, say)
+        missing = [i for i in range(self.absorbed) if i not in indices]
+        records = records + self.run.reconcile_log(read, missing, say)
         asked_again = (
             self.pending is None
             and self.absorbed < self.budget.children

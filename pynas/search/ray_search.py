@@ -124,7 +124,7 @@ class RaySearch:
     # ----- restore (no Ray needed) ------------------------------------------------------------
     def restore(self) -> None:
         say = self.display.message
-        read = self.run.read_log(say)
+        read = self.run.read_log()
         state = self.run.load_checkpoint(say)
         records = read.records
         if state is None:
@@ -133,6 +133,7 @@ class RaySearch:
                     f"{self.run.path}: children.jsonl has {len(records) + len(read.damaged)} "
                     "lines but there is no checkpoint; the run directory is inconsistent"
                 )
+            self.run.reconcile_log(read, [], say)  # a torn line: cut off
             self._rewrite_gradients([])
             return
         if state.get("format") != CHECKPOINT_FORMAT or state.get("executor") != "ray":
@@ -150,13 +151,11 @@ class RaySearch:
         self.restarts = {int(k): v for k, v in saved.get("restarts", {}).items()}
         self.elapsed_before = state["elapsed"]
         self.display.elapsed_before = self.elapsed_before
-        if read.damaged:
-            indices = {r.get("index") for r in records}
-            missing = [
-                i for i in range(self.next_index)
-                if i not in indices and self._open_batch_of(i) is None
-            ]  # fmt: skip
-            records = records + self.run.set_aside_damaged(read.damaged, missing, say)
+        indices = {r.get("index") for r in records}
+        missing = [
+            i for i in range(self.next_index) if i not in indices and self._open_batch_of(i) is None
+        ]
+        records = records + self.run.reconcile_log(read, missing, say)
         self.by_index = self._check_log(records)
         self.records = list(records)
         self._rewrite_gradients(self.snapshot)

@@ -9,7 +9,8 @@
   ``checkpoint.pt.damaged`` and the search continues from the previous one (the search loops
   explain why that is consistent with the log).
 * ``children.jsonl.damaged``: lines of the log that were damaged (not torn by a kill) and
-  were moved there by ``--resume RUN --repair-log``, with their line numbers and exact bytes.
+  were moved there by ``--resume RUN --repair-log``, with their line numbers and exact bytes
+  (see :meth:`RunDir.reconcile_log`).
 """
 
 from __future__ import annotations
@@ -168,29 +169,33 @@ class RunDir:
         return state
 
     # ----- the log ----------------------------------------------------------------------------
-    def read_log(self, say: Say) -> JsonlRead:
-        """children.jsonl for resuming: a torn last line is cut off (and said), damaged lines
-        are returned in ``damaged`` (see :meth:`set_aside_damaged`)."""
-        read = self.log.read(repair=True, allow_damaged=True)
-        if read.torn_bytes:
+    def read_log(self) -> JsonlRead:
+        """children.jsonl for resuming, unchanged; finish with :meth:`reconcile_log`."""
+        return self.log.read(repair=False, allow_damaged=True)
+
+    def reconcile_log(self, read: JsonlRead, missing: list[int], say: Say) -> list[dict[str, Any]]:
+        """Repair children.jsonl given the `missing` children: learned from, but not in the log.
+
+        A kill can only tear the last line, and only of a child not learned from yet: such a
+        line is cut off (and said), and its child is trained again. Anything else is damage: a
+        bad line before the last, or a torn last line while learned-from children are missing
+        (it may be one of them). Without ``repair_log`` damage raises RunDirError saying how to
+        continue; with it the damaged lines are moved, with their line numbers and exact bytes,
+        to ``children.jsonl.damaged``, and each missing child gets a placeholder record (status
+        ``damaged``, no reward) so the log still accounts for every child. Returns the
+        placeholders (already in the log).
+        """
+        damaged = list(read.damaged)
+        if read.torn is not None and missing:
+            damaged.append(read.torn)
+        elif read.torn is not None:
+            self.log.cut_torn(read)
             say(
                 f"{CHILDREN}: dropped a torn last line ({read.torn_bytes} bytes) left by an "
                 "interrupted write; that child will be trained again"
             )
-        return read
-
-    def set_aside_damaged(
-        self, damaged: list[DamagedLine], missing: list[int], say: Say
-    ) -> list[dict[str, Any]]:
-        """Handle damaged lines of children.jsonl given the `missing` children's indices.
-
-        `missing` are children the strategy has already learned from whose record is not in
-        the log: each must be one of the damaged lines. Without ``repair_log`` this raises
-        RunDirError saying how to continue; with it the damaged lines are moved to
-        ``children.jsonl.damaged`` and each missing child gets a placeholder record (status
-        ``damaged``, no reward) so the log still accounts for every child. Returns the
-        placeholders (already appended to the log).
-        """
+        if not damaged:
+            return []  # missing children without damage: the caller's consistency check says so
         numbers = ", ".join(str(d.number) for d in damaged)
         if len(missing) > len(damaged):
             raise RunDirError(
@@ -203,7 +208,8 @@ class RunDir:
             raise RunDirError(
                 f"cannot resume: {self.log.path} is damaged: line(s) {numbers} are not JSON "
                 f"records (line {first.number}: {first.preview()}); a kill can only tear the "
-                f"last line. Resume with --resume {self.path} --repair-log to move them to "
+                "last line of a child not yet learned from. Resume with "
+                f"--resume {self.path} --repair-log to move them to "
                 f"{self.log.damaged_path.name} and continue: a child of the unfinished batch "
                 "is trained again; a child the strategy already learned from is kept as a "
                 "record with status 'damaged'"

@@ -80,7 +80,8 @@ def divergence(ppl: float, vocab_size: int) -> str | None:
     """
     if ppl > vocab_size:
         shown = f"{ppl:,.0f}" if ppl < 1e9 else f"{ppl:.3g}"
-        return f"diverged: validation perplexity {shown} is above the uniform model's {vocab_size:,}"
+        uniform = f"{vocab_size:,}"
+        return f"diverged: validation perplexity {shown} is above the uniform model's {uniform}"
     return None
 
 

@@ -200,6 +200,25 @@ def test_a_damaged_line_of_the_unfinished_batch_is_trained_again(tmp_path, capsy
     assert_same_as_reference(run, reference)  # child 9 trained again: nothing is missing
 
 
+def test_a_torn_last_line_of_a_learned_child_is_damage_not_a_kill(tmp_path, capsys, reference):
+    run = tmp_path / "run"
+    assert cli(search_main, [*ARGS, "--run-dir", run, "--quiet"], capsys)[0] == 0
+    path = run / "children.jsonl"
+    data = path.read_bytes()
+    torn = data[: len(data) - 50]  # child 15's line, learned from: a kill cannot tear it
+    path.write_bytes(torn)
+    code, _, err = cli(search_main, ["--resume", run], capsys)
+    assert code == 2 and "line(s) 16 are not JSON records" in err and "--repair-log" in err
+    assert path.read_bytes() == torn  # not cut off: its bytes are all that is left of child 15
+    code, _, err = cli(search_main, ["--resume", run, "--repair-log"], capsys)
+    assert code == 0 and "children [15] had been learned from" in err, err
+    moved = json.loads((run / "children.jsonl.damaged").read_text())
+    assert moved["line"] == 16 and torn.endswith(moved["text"].encode())
+    got = records(run)
+    assert [r["index"] for r in got] == list(range(16))
+    assert got[15]["status"] == "damaged" and "line 16" in got[15]["reason"]
+
+
 def test_repair_log_applies_to_resume_only(tmp_path, capsys):
     code, _, err = cli(search_main, [*ARGS, "--run-dir", tmp_path / "r", "--repair-log"], capsys)
     assert code == 2 and "--repair-log applies to --resume" in err
