@@ -96,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=positive_int, default=1, help="torch threads (1)")
     add_device_argument(p, f"where to train: {DEVICES_HELP} (default: the run's)", default=None)
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument(
+        "--repair-log",
+        action="store_true",
+        help="move damaged lines of the output's results.jsonl to results.jsonl.damaged and "
+        "train their grid points again",
+    )
     return p
 
 
@@ -173,7 +179,7 @@ def main_body(args: argparse.Namespace) -> int:
     resumed = out.open({"task": task.name, "settings": task.settings})
     try:
         retrain = Retrain(task, out, entries, grid, say)
-        done = retrain.restore()
+        done = retrain.restore(args.repair_log)
         say(
             f"{'resuming' if resumed else 'starting'} retrain of {run.path}: top {len(entries)}, "
             f"{len(grid)} grid points each, {done} points already done; output {out.path}"

@@ -16,6 +16,7 @@ from pynas.cli import UsageError, nonnegative_float, positive_int, run_main
 from pynas.executors import options as execution
 from pynas.executors.child import TaskSpec
 from pynas.executors.select import make_search
+from pynas.jsonio import finite_float
 from pynas.search.budgets import BUDGETS, Budget, get_budget
 from pynas.search.display import SearchDisplay
 from pynas.search.rundir import RunDir, RunDirError
@@ -71,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no live progress display")
     p.add_argument(
+        "--repair-log",
+        action="store_true",
+        help="with --resume: move damaged lines of children.jsonl to children.jsonl.damaged "
+        "and continue (a child of the unfinished batch is trained again; a child the strategy "
+        "already learned from is kept as a record with status 'damaged')",
+    )
+    p.add_argument(
         "--tensorboard",
         nargs="?",
         const="",
@@ -87,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _new_meta(args: argparse.Namespace) -> dict[str, Any]:
     if args.task is None:
         raise UsageError("--task is required for a new search (or use --resume RUN)")
+    if args.repair_log:
+        raise UsageError("--repair-log applies to --resume RUN (a new run has no log to repair)")
     if args.run_dir is None:
         raise UsageError("--run-dir is required: the directory for the run's log and checkpoint")
     try:
@@ -161,11 +171,11 @@ def main_body(args: argparse.Namespace) -> int:
         if conflicts:
             raise UsageError(
                 f"--resume takes the run's settings from its run.json; drop {', '.join(conflicts)}"
-                " (only --data-dir, --threads, --quiet, --tensorboard, --workers and --address "
-                "may be given with --resume)"
+                " (only --data-dir, --threads, --quiet, --tensorboard, --workers, --address "
+                "and --repair-log may be given with --resume)"
             )
-        run = RunDir.open(args.resume)
-        meta = run.meta()
+        run = RunDir.open(args.resume, repair_log=args.repair_log)
+        meta = run.meta()  # RunDirError if run.json is damaged
         if meta.get("format") != META_FORMAT:
             raise UsageError(f"{run.meta_path}: not a run of this pynas version")
     else:
@@ -173,11 +183,19 @@ def main_body(args: argparse.Namespace) -> int:
         run = None
     if args.tensorboard is not None:
         require_tensorboard()  # before a new run directory is created
-    data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else meta["data_dir"]
-    budget = Budget(**meta["budget_settings"])
-    # a device this machine cannot provide: exit 2 now, not a failed child per child
-    execution.check_child_device(meta["execution"], args, meta["task"], budget.child)
-    task = make_task(meta["task"], budget.child, meta["seed"], data_dir)  # DataError -> usage
+    data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else meta.get("data_dir")
+    try:
+        budget = Budget(**meta["budget_settings"])
+        # a device this machine cannot provide: exit 2 now, not a failed child per child
+        execution.check_child_device(meta["execution"], args, meta["task"], budget.child)
+        task = make_task(meta["task"], budget.child, meta["seed"], data_dir)  # DataError -> usage
+    except (TypeError, ValueError, AttributeError) as exc:
+        if run is None:
+            raise
+        raise RunDirError(  # a damaged run.json, or one of another pynas version
+            f"cannot resume: {run.meta_path} holds settings this pynas cannot use ({exc}); "
+            "restore it from a backup, or resume with the pynas version that started the run"
+        ) from None
     if run is None:
         # e.g. more parameter servers than the controller has tensors: refuse before creating
         execution.check_new_run(meta["execution"], make_strategy(meta, task.space, budget))
@@ -264,7 +282,8 @@ def print_summary(summary: dict[str, Any], space: DecisionSpace, stream: Any) ->
         )
     print("top architectures:", file=stream)
     for entry in summary["top"][:5]:
-        ppl = f"  ppl {entry['ppl']:.1f}" if isinstance(entry.get("ppl"), (int, float)) else ""
+        value = finite_float(entry.get("ppl"))
+        ppl = f"  ppl {value:.1f}" if value is not None else ""
         print(f"  #{entry['rank']} child {entry['index']}  reward {entry['reward']:.6g}{ppl}",
               file=stream)  # fmt: skip
     if summary["top"]:

@@ -2,7 +2,10 @@
 
 Reward = c / ppl² with c = 80 (SPEC §5); the perplexity is the best validation perplexity
 over the child's epochs. A NaN/Inf loss or perplexity, or an error while training, is a
-recorded failure, never a crash of the caller.
+recorded failure, never a crash of the caller. So is divergence (:func:`divergence`): a best
+validation perplexity above the vocabulary size, the perplexity of the uniform model that
+predicts every word with the same probability, means the child learned nothing usable; it is
+failed with the failure reward and its perplexity is kept in the record.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ __all__ = [
     "train_model",
     "evaluate_ppl",
     "reward_from_ppl",
+    "divergence",
 ]
 
 REWARD_C = 80.0
@@ -71,6 +75,19 @@ class PTBConfig:
 
 def reward_from_ppl(ppl: float) -> float:
     return REWARD_C / (ppl * ppl)
+
+
+def divergence(ppl: float, vocab_size: int) -> str | None:
+    """The failure reason of a child whose best validation perplexity `ppl` has diverged.
+
+    The rule: worse than the uniform model over the vocabulary (perplexity = vocabulary size,
+    10,000 for PTB); None if the child has not diverged.
+    """
+    if ppl > vocab_size:
+        shown = f"{ppl:,.0f}" if ppl < 1e9 else f"{ppl:.3g}"
+        uniform = f"{vocab_size:,}"
+        return f"diverged: validation perplexity {shown} is above the uniform model's {uniform}"
+    return None
 
 
 def _detach(state):
@@ -228,6 +245,12 @@ def _train(
             for group in optimizer.param_groups:
                 group["lr"] /= config.lr_decay
 
+    diverged = divergence(best, corpus.vocab_size)
+    if diverged is not None:
+        return ChildResult.failed(
+            diverged, ppl=best, params=params, seconds=time.monotonic() - start,
+            epoch_ppl=epoch_ppl,
+        ), None  # fmt: skip
     if best_state is not None:
         model.load_state_dict(best_state)
     seconds = time.monotonic() - start
