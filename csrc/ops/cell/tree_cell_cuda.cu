@@ -101,13 +101,13 @@ __global__ void backward_kernel(cm::BackwardStep<T> s) {
     T g = grads[k];
     T y = acts[k];
     if (k == node_inj) {
-      const T dq = g * cm::activate_grad_rt(cm::op_act(inj_op), y);
+      const T dq = cm::activate_backward_rt(cm::op_act(inj_op), g, y);
       const bool mul = cm::op_combine(inj_op) == cm::kMul;
       dc_prev += mul ? dq * before : dq;
       g = mul ? dq * c_prev : dq;
       y = before;
     }
-    T d = g * cm::activate_grad_rt(cm::op_act(op), y);
+    T d = cm::activate_backward_rt(cm::op_act(op), g, y);
     if (k == node_c) d += dc;
     const bool mul = cm::op_combine(op) == cm::kMul;
     if (k < base) {
