@@ -314,7 +314,7 @@ def op_parts(case: Case, reps: int, warmup: int) -> dict[str, float]:
         "op_forward": lambda: torch.ops.pynas.tree_cell_seq(
             x, case.h0, case.c0, u, programs, rows, True
         ),
-        "op_backward": lambda: torch.ops.pynas.tree_cell_seq_backward(
+        "op_backward": lambda: torch.ops.pynas._tree_cell_seq_backward(
             case.grad_hs,
             zeros,
             zeros,
@@ -385,7 +385,7 @@ def ptb_window_profile(batch: int, reps: int = 8) -> dict[str, float]:
             cell_us = sum(
                 e.cpu_time_total
                 for e in prof.key_averages()
-                if e.key.startswith("pynas::tree_cell_seq")
+                if e.key.startswith(("pynas::tree_cell_seq", "pynas::_tree_cell_seq"))
             )
             out["fused_cell_op_ms"] = cell_us / reps / 1e3
     out["fused_rest_ms"] = out["fused_window_ms"] - out["fused_cell_op_ms"]

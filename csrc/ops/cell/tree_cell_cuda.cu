@@ -184,8 +184,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward_donate_cuda(
 
 TORCH_LIBRARY_IMPL(pynas, CUDA, m) {
   m.impl("tree_cell_seq", &forward_cuda);
-  m.impl("tree_cell_seq_backward", &backward_cuda);
-  m.impl("tree_cell_seq_backward_donate", &backward_donate_cuda);
+  m.impl("_tree_cell_seq_backward", &backward_cuda);
+  m.impl("_tree_cell_seq_backward_donate", &backward_donate_cuda);
 }
 
 }  // namespace pynas
