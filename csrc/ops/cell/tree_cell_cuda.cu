@@ -150,11 +150,19 @@ struct CudaRunner {
 
 using CudaOps = cell_driver::TreeCellOps<CudaRunner>;
 
+// The device to run on. The dispatcher picks this kernel when any input is a CUDA tensor; xproj
+// must be one before a CUDA guard can be set (the driver then checks all the others against it).
+c10::Device cuda_device(const at::Tensor& xproj, const char* op) {
+  TORCH_CHECK(xproj.is_cuda(), op, ": xproj is on ", xproj.device(),
+              " but other inputs are on CUDA; move all inputs to one CUDA device");
+  return xproj.device();
+}
+
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward_cuda(
     const at::Tensor& xproj, const at::Tensor& h0, const at::Tensor& c0,
     const at::Tensor& weight_hh, const at::Tensor& programs, const at::Tensor& row_program,
     bool save_for_backward, bool donate_saved) {
-  const c10::cuda::CUDAGuard guard(xproj.device());
+  const c10::cuda::CUDAGuard guard(cuda_device(xproj, "pynas::tree_cell_seq"));
   return CudaOps::forward(xproj, h0, c0, weight_hh, programs, row_program, save_for_backward,
                           donate_saved);
 }
@@ -165,7 +173,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_cuda(
     const at::Tensor& weight_hh, const at::Tensor& programs, const at::Tensor& row_program,
     const at::Tensor& hs, const at::Tensor& hp_all, const at::Tensor& cs,
     int64_t weight_grad_chunk) {
-  const c10::cuda::CUDAGuard guard(xproj.device());
+  const c10::cuda::CUDAGuard guard(cuda_device(xproj, "pynas::_tree_cell_seq_backward"));
   return CudaOps::backward(grad_hs, grad_h_last, grad_c_last, xproj, h0, c0, weight_hh, programs,
                            row_program, hs, hp_all, cs, weight_grad_chunk);
 }
@@ -175,7 +183,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward_donate_cuda(
     const at::Tensor& xproj, const at::Tensor& h0, const at::Tensor& c0,
     const at::Tensor& weight_hh, const at::Tensor& programs, const at::Tensor& row_program,
     const at::Tensor& hs, at::Tensor& hp_all, const at::Tensor& cs, int64_t weight_grad_chunk) {
-  const c10::cuda::CUDAGuard guard(xproj.device());
+  const c10::cuda::CUDAGuard guard(cuda_device(xproj, "pynas::_tree_cell_seq_backward_donate"));
   return CudaOps::backward_donate(grad_hs, grad_h_last, grad_c_last, xproj, h0, c0, weight_hh,
                                   programs, row_program, hs, hp_all, cs, weight_grad_chunk);
 }
