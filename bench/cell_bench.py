@@ -501,9 +501,11 @@ def build_harness(work: Path, sources: dict[str, Path]) -> tuple[Path, list[str]
     return exe, commands
 
 
-def run_harness(baseline: str | None, rounds: int, steps: int, batch: int, hidden: int) -> list:
-    """The NAS cell's forward and backward pass per step, µs, for this tree's csrc/ and (with
-    `baseline`, a git revision) the baseline's, every variant taking turns in one process."""
+def run_harness(baseline: str | None, rounds: int, steps: int, batch: int, hidden: int) -> dict:
+    """The forward and backward pass per step, µs, of the NAS cell and random8, for this tree's
+    csrc/ and (with `baseline`, a git revision) the baseline's, all variants taking turns in one
+    process per cell."""
+    results = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         sources = {"current": REPO / "csrc"}
@@ -519,12 +521,18 @@ def run_harness(baseline: str | None, rounds: int, steps: int, batch: int, hidde
         exe, commands = build_harness(work, sources)
         for cmd in commands:
             print(f"$ {cmd}", flush=True)
-        program = [str(v) for v in cell_program(NAMED_CELLS["nas_cell"]).tolist()]
-        args = [str(exe), str(batch), str(hidden), str(rounds), str(steps), *program]
-        out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
-    results = [json.loads(line) for line in out.splitlines() if line.strip()]
+        for name, arch in (("nas_cell", NAMED_CELLS["nas_cell"]), ("random8", random_base8_cell())):
+            program = [str(v) for v in cell_program(arch).tolist()]
+            args = [str(exe), str(batch), str(hidden), str(rounds), str(steps), *program]
+            out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+            results[name] = [json.loads(line) for line in out.splitlines() if line.strip()]
+            print_harness(name, results[name], baseline, rounds, steps, batch, hidden)
+    return results
+
+
+def print_harness(name, results, baseline, rounds, steps, batch, hidden) -> None:
     by_name = {r["variant"]: r for r in results}
-    print(f"\nNAS cell, B={batch}, H={hidden}, float32, 1 thread, median of {rounds} rounds "
+    print(f"\n{name}, B={batch}, H={hidden}, float32, 1 thread, median of {rounds} rounds "
           f"of {steps} calls; µs per time step:")  # fmt: skip
     for r in results:
         line = f"{r['variant']:18s} fwd {r['fwd_us']:8.2f}  bwd {r['bwd_us']:8.2f}"
@@ -533,7 +541,6 @@ def run_harness(baseline: str | None, rounds: int, steps: int, batch: int, hidde
             line += (f"   current / baseline: fwd {r['fwd_us'] / base['fwd_us']:.3f}, "
                      f"bwd {r['bwd_us'] / base['bwd_us']:.3f}")  # fmt: skip
         print(line, flush=True)
-    return results
 
 
 # ----- report -----------------------------------------------------------------------------------
