@@ -209,6 +209,10 @@ def build_info(torch_arch_list: str | None) -> dict[str, str]:
 def _main() -> int:
     import os
 
+    # Run as a script, Python put this file's folder (pynas/) first on sys.path: its modules
+    # (ops, nn, train, ...) must not shadow anything that torch imports.
+    if sys.path and Path(sys.path[0] or ".").resolve() == _PACKAGE_DIR:
+        del sys.path[0]
     try:
         info = build_info(os.environ.get("TORCH_CUDA_ARCH_LIST"))
     except ValueError as error:
