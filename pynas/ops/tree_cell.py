@@ -17,6 +17,11 @@ not retained, the backward writes grad_xproj over ``hp_all`` (internal: the op's
 not public API), and the weight gradient can be summed over chunks of steps
 (:data:`WEIGHT_GRAD_CHUNK`) so that only a few steps of d hp are buffered. Not supported: double
 backward (create_graph through the op).
+
+NaN and +-Inf propagate as in the reference (tests/ops/test_tree_cell_nonfinite.py), with one
+known difference: when the loss uses c_T alone (neither hs nor h_T), torch's autograd never
+visits the last step's nodes above c_out, while the op backpropagates a zero gradient through
+them, so a non-finite value there gives NaN gradients (0 * Inf) that the reference does not have.
 """
 
 from __future__ import annotations
