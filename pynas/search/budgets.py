@@ -36,7 +36,9 @@ def _paper_ptb() -> Budget:
     return Budget(
         # The paper gives no child count for its PTB search; 12,800 is its CIFAR-10 count.
         children=12_800,
-        batch_size=8,
+        # Zoph & Le §4.2 (PTB): S=20, K=400, m=1 ("400 networks being trained on 400 CPUs
+        # concurrently"), an update once 10 gradients have accumulated, controller lr 5e-4.
+        batch_size=1,
         grads_per_update=10,
         child={
             "base": 8,
@@ -53,7 +55,7 @@ def _paper_ptb() -> Budget:
         },  # fmt: skip
         description=(
             f"SPEC §6: base 8, hidden {hidden} (medium-baseline parameter count), 35 epochs, "
-            "m=8, an update per 10 gradients"
+            "m=1, an update per 10 gradients (the paper's PTB search)"
         ),
     )
 

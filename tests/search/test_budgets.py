@@ -6,7 +6,7 @@ from pynas.tasks.ptb import PTBConfig
 
 def test_paper_ptb_budget_follows_spec_section_6():
     b = get_budget("ptb", "paper")
-    assert (b.batch_size, b.grads_per_update) == (8, 10)
+    assert (b.batch_size, b.grads_per_update) == (1, 10)  # the paper's §4.2: m=1, g=10
     assert b.child["epochs"] == 35 and b.child["base"] == 8 and b.child["num_layers"] == 2
     assert b.time_limit is None and b.reinforce == {}  # the paper preset as it is
 
