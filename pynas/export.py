@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from pynas.arch import ConvNet, RNNCell, load_conv_net, load_rnn_cell
+from pynas.io import replacing
 
 FORMAT = "pynas-model"
 VERSION = 1
@@ -94,9 +95,8 @@ def save_model(model: nn.Module, path: str | os.PathLike[str]) -> None:
     if spec is None:
         raise ValueError("save_model needs a model made by pynas.build_model (it records the arch)")
     payload = {"format": FORMAT, "version": VERSION, **spec, "state_dict": model.state_dict()}
-    tmp = f"{os.fspath(path)}.tmp"
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def load_model(path: str | os.PathLike[str], map_location: str = "cpu") -> nn.Module:

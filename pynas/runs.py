@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pynas.jsonio import DamagedFileError, DamagedLinesError, JsonlFile, finite_float, read_json
+from pynas.io import DamagedFileError, DamagedLinesError, JsonlFile, finite_float, read_json
 from pynas.search.rundir import CHILDREN, DAMAGED_STATUS, META
 
 # The task's score of a child, besides the reward: (name, record field path, higher is better).

@@ -20,8 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from pynas.cli import UsageError, positive_int, run_main
-from pynas.jsonio import DamagedFileError, read_json
+from pynas.argtypes import UsageError, positive_int, run_main
+from pynas.io import DamagedFileError, read_json
 from pynas.runs import METRICS, Ranked, RunData, RunError, open_run, record_metric, render_arch
 from pynas.search.rundir import DAMAGED_STATUS
 
@@ -147,7 +147,7 @@ def missing_fields(run: RunData) -> list[str]:
 def plot(run: RunData, best: Ranked | None, out: Path, stream: TextIO) -> list[Path]:
     """Write the PNGs; print each path and what could not be drawn."""
     from pynas.viz import PlotUnavailable
-    from pynas.viz.progress import plot_entropy, plot_rewards
+    from pynas.viz.curves import plot_entropy, plot_rewards
 
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pynas.cli import run_main
+from pynas.argtypes import run_main
 from pynas.data.fetch import CIFAR10_MD5, CIFAR10_URL, FetchError, fetch_cifar10
 
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from pynas.io import replacing
 from pynas.tasks.cifar10_data import KEYS, NUM_CLASSES, VARIANTS, load_arrays
 from pynas.tasks.data import DataError
 
@@ -156,8 +157,7 @@ def small_subset(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def _write_npz(arrays: dict[str, np.ndarray], path: Path, compressed: bool) -> None:
     """Write `arrays` to a part file, check it with the task's loader, then move it to `path`."""
-    part = path.with_name(f".{path.name}.part")
-    try:
+    with replacing(path) as part:
         with part.open("wb") as out:
             # the full set uncompressed (photos barely compress), the subset as it was published
             (np.savez_compressed if compressed else np.savez)(out, **{k: arrays[k] for k in KEYS})
@@ -165,9 +165,6 @@ def _write_npz(arrays: dict[str, np.ndarray], path: Path, compressed: bool) -> N
             load_arrays(part)  # the task's own checks, before the file is put in place
         except DataError as exc:
             raise FetchError(f"the converted data fails the task's checks: {exc}") from None
-        os.replace(part, path)
-    finally:
-        part.unlink(missing_ok=True)
 
 
 def fetch_cifar10(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from pynas.cli.usage import UsageError, nonnegative_float, nonnegative_int, positive_int
+from pynas.argtypes import UsageError, nonnegative_float, nonnegative_int, positive_int
 from pynas.tasks.device import DEVICES_HELP, add_device_argument
 
 EXECUTORS = ("local", "ray")

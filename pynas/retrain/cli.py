@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from pynas.cli import UsageError, positive_int, run_main
+from pynas.argtypes import UsageError, positive_int, run_main
 from pynas.retrain.grid import float_list, make_grid
 from pynas.retrain.report import to_markdown
 from pynas.retrain.runner import Retrain

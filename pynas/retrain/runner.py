@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pynas.cli import UsageError
+from pynas.argtypes import UsageError
 from pynas.export import load_model, save_model
-from pynas.jsonio import DamagedLinesError
+from pynas.io import DamagedLinesError
 from pynas.retrain.grid import Point, point_key, point_label, point_slug
 from pynas.retrain.store import RetrainDir, arch_id
 from pynas.retrain.tasks import RetrainTask, Trained

@@ -12,11 +12,11 @@ from typing import Any
 
 import torch
 
-from pynas.cli import UsageError, nonnegative_float, positive_int, run_main
+from pynas.argtypes import UsageError, nonnegative_float, positive_int, run_main
 from pynas.executors import options as execution
 from pynas.executors.child import TaskSpec
 from pynas.executors.select import make_search
-from pynas.jsonio import finite_float
+from pynas.io import finite_float
 from pynas.search.budgets import BUDGETS, Budget, get_budget
 from pynas.search.display import SearchDisplay
 from pynas.search.rundir import RunDir, RunDirError

@@ -35,7 +35,7 @@ from typing import Any
 
 from pynas.executors import Executor, InProcessExecutor
 from pynas.executors.child import evaluate_item
-from pynas.jsonio import finite_float
+from pynas.io import finite_float
 from pynas.search.budgets import Budget
 from pynas.search.display import SearchDisplay
 from pynas.search.policy import policy_stats
@@ -317,7 +317,7 @@ def make_record(
     """One line of children.jsonl; ``arch`` serialises to exactly the canonical JSON.
 
     `extra` fields (the controller's ``baseline``, ``log_prob``, ``entropy``) follow ``reason``.
-    Numbers are kept as they are (NaN and infinities included): :mod:`pynas.jsonio` writes
+    Numbers are kept as they are (NaN and infinities included): :mod:`pynas.io` writes
     them. A reward that is not a finite number makes the child a failure.
     """
     metrics = dict(result.metrics)

@@ -46,10 +46,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pynas.cli.usage import UsageError
+from pynas.argtypes import UsageError
 from pynas.executors.child import TaskSpec
 from pynas.executors.ray_server import merge_adam_states, merge_params, split_names
-from pynas.jsonio import JsonlFile
+from pynas.io import JsonlFile
 from pynas.search.budgets import Budget
 from pynas.search.display import SearchDisplay
 from pynas.search.loop import CHECKPOINT_FORMAT, summarize

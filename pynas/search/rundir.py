@@ -1,7 +1,7 @@
 """The run directory: settings, child log, checkpoint and summary of one search.
 
-* ``run.json``: the settings; ``summary.json``: the result (both :mod:`pynas.jsonio` JSON).
-* ``children.jsonl``: one record per finished child (:class:`pynas.jsonio.JsonlFile`).
+* ``run.json``: the settings; ``summary.json``: the result (both :mod:`pynas.io` JSON).
+* ``children.jsonl``: one record per finished child (:class:`pynas.io.JsonlFile`).
 * ``checkpoint.pt`` and ``checkpoint.prev.pt``: the latest checkpoint and the one before it.
   Each new checkpoint replaces the latest atomically after the latest became the previous one
   (a hard link, also atomic), and the first checkpoint of a run is written twice, so there is
@@ -15,15 +15,24 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pynas.jsonio import DamagedFileError, DamagedLine, JsonlFile, JsonlRead, read_json, write_json
-from pynas.search.checkpoint import load, save_atomic
+from pynas.io import (
+    DamagedFileError,
+    DamagedLine,
+    DirectoryInUse,
+    DirLock,
+    JsonlFile,
+    JsonlRead,
+    load_torch,
+    read_json,
+    save_torch,
+    write_json,
+)
 
 META = "run.json"
 CHILDREN = "children.jsonl"
@@ -52,7 +61,7 @@ class RunDir:
         self.log = JsonlFile(self.path / CHILDREN)
         # move damaged lines of children.jsonl aside instead of refusing to resume
         self.repair_log = repair_log
-        self._lock_fd: int | None = None
+        self._lock = DirLock(self.path, LOCK)
 
     @classmethod
     def create(cls, path: str | os.PathLike[str], meta: dict[str, Any]) -> RunDir:
@@ -84,20 +93,15 @@ class RunDir:
 
     def lock(self) -> None:
         """Take the run's exclusive lock (released by the OS when the process dies)."""
-        fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+            self._lock.acquire()
+        except DirectoryInUse:
             raise RunDirError(
                 f"another search process is using {self.path}; wait for it to finish or stop it"
             ) from None
-        self._lock_fd = fd
 
     def unlock(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        self._lock.release()
 
     def meta(self) -> dict[str, Any]:
         """The run's settings; RunDirError if run.json is damaged."""
@@ -126,9 +130,9 @@ class RunDir:
     # ----- checkpoint -------------------------------------------------------------------------
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         first = not self.checkpoint_path.exists() and not self.prev_checkpoint_path.exists()
-        save_atomic(state, self.checkpoint_path, keep_previous=self.prev_checkpoint_path)
+        save_torch(state, self.checkpoint_path, keep_previous=self.prev_checkpoint_path)
         if first:  # so that there is always a previous checkpoint to fall back to
-            save_atomic(state, self.checkpoint_path, keep_previous=self.prev_checkpoint_path)
+            save_torch(state, self.checkpoint_path, keep_previous=self.prev_checkpoint_path)
 
     def load_checkpoint(self, say: Say | None = None) -> dict[str, Any] | None:
         """The latest checkpoint; the previous one (said with `say`) if the latest is damaged.
@@ -232,7 +236,7 @@ class RunDir:
 
 def _load_checkpoint(path: Path) -> dict[str, Any]:
     try:
-        state = load(path)
+        state = load_torch(path)
     except Exception as exc:  # torch.load of damaged bytes raises many kinds (zip, pickle, EOF)
         raise ValueError(f"{type(exc).__name__}: {str(exc).strip()[:200]}") from None
     if not isinstance(state, dict):

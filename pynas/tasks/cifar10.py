@@ -20,7 +20,7 @@ from torch import nn
 
 from pynas.arch.conv_net import ConvNet
 from pynas.children.conv_net import CONCAT_IMPLS, ConvChild, count_parameters
-from pynas.progress import ProgressBar
+from pynas.progress_bar import ProgressBar
 from pynas.tasks.cifar10_data import NUM_CLASSES, CifarData, Split, augment, load_cifar10
 from pynas.tasks.device import check_device, parse_device
 from pynas.tasks.result import CHILD_ERRORS, ChildResult

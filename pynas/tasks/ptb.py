@@ -22,7 +22,7 @@ from torch import nn
 from pynas.arch import RNNCell
 from pynas.children.language_model import CellLanguageModel
 from pynas.children.tree_rnn import DEFAULT_IMPL
-from pynas.progress import ProgressBar
+from pynas.progress_bar import ProgressBar
 from pynas.tasks.device import check_device, parse_device
 from pynas.tasks.ptb_data import Corpus, batchify, bptt_windows, load_corpus
 from pynas.tasks.result import CHILD_ERRORS, ChildResult

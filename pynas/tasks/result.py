@@ -6,7 +6,7 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pynas.jsonio import to_jsonable
+from pynas.io import to_jsonable
 
 # Reward given to a child that failed (NaN/Inf loss, divergence, crash): the worst possible.
 FAILURE_REWARD = 0.0
@@ -45,5 +45,5 @@ class ChildResult:
         return self.status == "ok"
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict: non-finite numbers at any depth as pynas.jsonio's strings."""
+        """A JSON-ready dict: non-finite numbers at any depth as pynas.io's strings."""
         return to_jsonable(asdict(self))

@@ -32,9 +32,9 @@ def pyplot() -> Any:
 
 def __getattr__(name: str) -> Any:
     if name in ("plot_rewards", "plot_entropy"):
-        from pynas.viz import progress
+        from pynas.viz import curves
 
-        return getattr(progress, name)
+        return getattr(curves, name)
     if name == "draw_cell":
         from pynas.viz.cell import draw_cell
 

@@ -15,7 +15,7 @@ import torch
 import pynas.search.cli as search_cli
 import pynas.tasks.ptb as ptb
 from pynas.arch import NAMED_CELLS
-from pynas.jsonio import read_json
+from pynas.io import read_json
 from pynas.retrain.cli import main as retrain_main
 from pynas.runs import open_run
 from pynas.search.cli import main as search_main

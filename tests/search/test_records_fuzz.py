@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import pynas.search.cli as search_cli
 import pynas.search.loop as loop
-from pynas.jsonio import encode, read_json
+from pynas.io import encode, read_json
 from pynas.runs import open_run
 from pynas.search.cli import main as search_main
 from pynas.search.tasks import TOY_SPACE, SearchTask

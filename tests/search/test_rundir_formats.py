@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pynas.jsonio import read_json
+from pynas.io import read_json
 from pynas.retrain.cli import main as retrain_main
 from pynas.runs import open_run
 from pynas.search.cli import main as search_main

@@ -1,8 +1,9 @@
-"""The one way pynas writes and reads its JSON files: records, JSONL logs, atomic replacement.
+"""The one way pynas writes and reads its files: JSON records and logs, atomic replacement, locks.
 
 Every file of a run directory goes through this module: ``run.json``, ``children.jsonl``,
-``gradients.jsonl``, ``summary.json``, and the retrain directory's ``config.json``,
-``results.jsonl`` and ``summary.json``.
+``gradients.jsonl``, ``summary.json``, the checkpoints, and the retrain directory's
+``config.json``, ``results.jsonl``, ``summary.json`` and models; so do saved models and fetched
+data. It is the foundation layer: it imports nothing of pynas.
 
 **Non-finite numbers.** JSON has no NaN or infinity, and a failed child's numbers often are
 (an ``inf`` validation perplexity, a ``nan`` loss). Wherever one occurs (top level, nested
@@ -25,16 +26,22 @@ so a kill can only leave a torn *last* line; reading drops it (and, when asked, 
 A damaged line anywhere else is never skipped silently: reading raises
 :class:`DamagedLinesError` naming each one, and :meth:`JsonlFile.set_aside` moves such lines
 into ``<file>.damaged`` (with their line numbers and exact bytes) when the user asks for it.
-Whole files are replaced atomically (:func:`write_atomic`: temporary file, fsync, rename).
+Whole files are replaced atomically (:func:`replacing`, :func:`write_atomic`: temporary file,
+fsync, rename, fsync of the directory), torch objects too (:func:`save_torch`). A directory in
+use by one process is locked with :class:`DirLock`.
 """
 
 from __future__ import annotations
 
+import fcntl
+import io
 import json
 import math
 import numbers
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -128,32 +135,89 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: str | os.PathLike[str], data: bytes | str, keep_previous: Path | None = None
-                 ) -> None:  # fmt: skip
-    """Replace `path` by `data` so that it always holds either the old or the new content.
+@contextmanager
+def replacing(path: str | os.PathLike[str], keep_previous: Path | None = None) -> Iterator[Path]:
+    """A temporary path to write the new content of `path` to; it replaces `path` atomically.
 
-    With `keep_previous`, the current content (if any) is first put at that path (atomically:
-    a hard link or a copy, renamed into place), so a damaged new file can fall back to the one
-    before.
+    When the block ends without an exception the temporary file is fsynced and renamed over
+    `path` (then the directory is fsynced), so `path` always holds either the old or the new
+    content; on an exception it is removed and `path` is untouched. With `keep_previous`, the
+    current content (if any) is first put at that path (atomically: a hard link or a copy,
+    renamed into place), so a damaged new file can fall back to the one before.
     """
     path = Path(path)
-    if isinstance(data, str):
-        data = data.encode()
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    if keep_previous is not None and path.exists():
-        link = keep_previous.with_name(f".{keep_previous.name}.tmp")
-        link.unlink(missing_ok=True)
+    try:
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
         try:
-            os.link(path, link)
-        except OSError:  # a file system without hard links: a copy, renamed into place
-            shutil.copyfile(path, link)
-        os.replace(link, keep_previous)
-    os.replace(tmp, path)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if keep_previous is not None and path.exists():
+            link = keep_previous.with_name(f".{keep_previous.name}.tmp")
+            link.unlink(missing_ok=True)
+            try:
+                os.link(path, link)
+            except OSError:  # a file system without hard links: a copy, renamed into place
+                shutil.copyfile(path, link)
+            os.replace(link, keep_previous)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     _fsync_dir(path.parent)
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes | str, keep_previous: Path | None = None
+                 ) -> None:  # fmt: skip
+    """Replace `path` by `data` atomically (see :func:`replacing`)."""
+    with replacing(path, keep_previous) as tmp:
+        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+
+
+def save_torch(obj: Any, path: str | os.PathLike[str], keep_previous: Path | None = None) -> None:
+    """``torch.save`` `obj` so that `path` always holds either the old or the new one."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_atomic(path, buffer.getvalue(), keep_previous=keep_previous)
+
+
+def load_torch(path: str | os.PathLike[str]) -> Any:
+    """What :func:`save_torch` wrote, on the CPU. Not ``weights_only``: pynas's checkpoints hold
+    Python RNG states and plain records it wrote itself; never load files of unknown origin."""
+    import torch
+
+    return torch.load(Path(path), map_location="cpu", weights_only=False)
+
+
+class DirectoryInUse(Exception):
+    """Another process holds the lock of a directory."""
+
+
+class DirLock:
+    """An exclusive lock on a directory (``DIR/.lock``), released by the OS when the process
+    dies, so a killed process never leaves a stale lock."""
+
+    def __init__(self, directory: str | os.PathLike[str], name: str = ".lock") -> None:
+        self.path = Path(directory) / name
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock; DirectoryInUse if another process holds it."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise DirectoryInUse(str(self.path.parent)) from None
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def write_json(path: str | os.PathLike[str], value: Any) -> None:

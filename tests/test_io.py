@@ -1,4 +1,4 @@
-"""pynas.jsonio: the codec of every run file (non-finite numbers, escapes, architectures) and
+"""pynas.io: the codec of every run file (non-finite numbers, escapes, architectures) and
 the JSONL log (torn last lines, damaged lines set aside), atomic replacement."""
 
 import json
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pynas.jsonio import (
+from pynas.io import (
     DamagedFileError,
     DamagedLinesError,
     JsonlFile,
