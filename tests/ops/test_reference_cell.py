@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pynas.arch import NAMED_CELLS, RNNCell
-from pynas.children.reference_cell import reference_cell_sequence, reference_cell_step
+from pynas.ops.reference_cell import reference_cell_sequence, reference_cell_step
 
 
 def sigmoid(v: float) -> float:
