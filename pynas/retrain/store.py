@@ -51,7 +51,7 @@ class RetrainDir:
         self.path = Path(path)
         self.log = JsonlFile(self.path / RESULTS)
         self.models = self.path / MODELS
-        self._lock = DirLock(self.path, LOCK)
+        self._dir_lock = DirLock(self.path, LOCK)
 
     def open(self, config: dict[str, Any]) -> bool:
         """Create or reopen the directory for `config`; True if it resumes earlier work."""
@@ -87,14 +87,14 @@ class RetrainDir:
 
     def _lock(self) -> None:
         try:
-            self._lock.acquire()
+            self._dir_lock.acquire()
         except DirectoryInUse:
             raise UsageError(
                 f"another retrain is using {self.path}; wait for it to finish or stop it"
             ) from None
 
     def close(self) -> None:
-        self._lock.release()
+        self._dir_lock.release()
 
     def model_path(self, aid: str, slug: str) -> Path:
         return self.models / f"{aid}-{slug}.pt"
