@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from pynas.controller import Controller, ControllerConfig
-from pynas.controller.anchors import AnchorController
 from pynas.search import Budget, RunDir, Search
 from pynas.search.tasks import make_task
 from pynas.spaces import DecisionSpace
@@ -21,7 +20,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def test_controller_has_no_attention_and_emits_only_layer_choices():
     space = ConvNetSpace(4, anchors=False)
-    c = AnchorController(space, generator=torch.Generator().manual_seed(0))
+    c = Controller(space, generator=torch.Generator().manual_seed(0))
     names = [n for n, _ in c.named_parameters()]
     assert not any(n.startswith(("w_prev", "w_curr", "v.")) for n in names)
     out = c.sample(5, generator=torch.Generator().manual_seed(1))
@@ -35,7 +34,7 @@ def test_controller_has_no_attention_and_emits_only_layer_choices():
 def test_it_is_the_plain_lstm_controller_over_the_same_decisions():
     """Without anchors the CNN controller is exactly the plain controller (same parameters)."""
     space = ConvNetSpace(3, SMALL, anchors=False)
-    anchor = AnchorController(space, generator=torch.Generator().manual_seed(0))
+    anchor = Controller(space, generator=torch.Generator().manual_seed(0))
     plain = Controller(DecisionSpace(space.decisions), ControllerConfig())
     plain.start.data.copy_(anchor.start.data)
     plain.lstm.load_state_dict(anchor.lstm.state_dict())
@@ -51,7 +50,7 @@ def test_it_is_the_plain_lstm_controller_over_the_same_decisions():
 def test_probabilities_of_all_architectures_sum_to_one():
     space = ConvNetSpace(2, {"fh": (1, 3), "fw": (3,), "filters": (24, 36, 48), "stride": (1,)},
                          anchors=False)  # fmt: skip
-    c = AnchorController(space, generator=torch.Generator().manual_seed(0))
+    c = Controller(space, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         for p in c.parameters():
             p.mul_(10)

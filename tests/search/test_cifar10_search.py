@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from pynas.controller.anchors import AnchorController
+from pynas.controller import Controller
 from pynas.search import Budget, RunDir, Search
 from pynas.search.tasks import make_task
 from pynas.strategies import RandomSearch, Reinforce
@@ -62,7 +62,7 @@ def test_depth_schedule():
 
 def test_search_grows_depth_and_uses_the_anchor_controller(task, tmp_path):
     strategy = Reinforce(task.space, "paper", batch_size=4, seed=0)
-    assert isinstance(strategy.controller, AnchorController)
+    assert isinstance(strategy.controller, Controller) and strategy.controller.anchors
     assert strategy.settings.lr == pytest.approx(6e-4)  # paper preset, CNN family
     before = {k: v.clone() for k, v in strategy.controller.state_dict().items()}
     _, summary = search(tmp_path / "run", task, 8, strategy)
