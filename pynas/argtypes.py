@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 from typing import NoReturn
 
@@ -61,3 +62,33 @@ def nonnegative_float(text: str) -> float:
     if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
     return value
+
+
+def size_limit(text: str) -> int | None:
+    """argparse type: a positive count, or 'all' (no limit)."""
+    if text == "all":
+        return None
+    return positive_int(text)
+
+
+def float_list(minimum: float, strict: bool) -> Callable[[str], list[float]]:
+    """argparse type: comma-separated finite floats (> or >= `minimum`), duplicates dropped."""
+
+    def parse(text: str) -> list[float]:
+        values: list[float] = []
+        for part in text.split(","):
+            try:
+                value = float(part)
+            except ValueError:
+                raise argparse.ArgumentTypeError(
+                    f"expected comma-separated numbers like 20,10, got {text!r}"
+                ) from None
+            bad = value <= minimum if strict else value < minimum
+            if not math.isfinite(value) or bad:
+                bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
+                raise argparse.ArgumentTypeError(f"every value must be finite and {bound}: {part}")
+            if value not in values:
+                values.append(value)
+        return values
+
+    return parse

@@ -29,8 +29,7 @@ def ptb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import hashlib
     import lzma
 
-    from pynas.data import PTB_DIR
-    from pynas.tasks.ptb_data import PACKAGED_SHA256
+    from pynas.tasks.ptb.corpus import PACKAGED_SHA256, PTB_DIR
 
     out = tmp_path_factory.mktemp("data") / "ptb"  # named like the task: PYNAS_DATA=parent works
     out.mkdir()

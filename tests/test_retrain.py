@@ -9,9 +9,9 @@ import torch
 
 import pynas
 from pynas.retrain import cli as retrain_cli
-from pynas.retrain.tasks import PTBRetrain
 from pynas.search import Budget, RunDir, Search, make_task
 from pynas.strategies import Reinforce
+from pynas.tasks.ptb import PTBRetraining
 
 TINY = {
     "base": 2, "hidden": 8, "num_layers": 2, "epochs": 1, "batch_size": 4, "bptt": 10,
@@ -117,16 +117,16 @@ def test_killed_retrain_continues_where_it_stopped(ptb_run, tmp_path, capsys, mo
     assert retrain([*argv, "--out", tmp_path / "ref"], capsys)[0] == 0
     reference = json.loads((tmp_path / "ref" / "summary.json").read_text())
 
-    real_train = PTBRetrain.train
+    real_train = PTBRetraining.train
     calls = []
 
-    def interrupted_train(self, arch, point):
+    def interrupted_train(self, arch, point, build):
         calls.append(point)
         if len(calls) == 3:
             raise KeyboardInterrupt  # stopped while training the 3rd point
-        return real_train(self, arch, point)
+        return real_train(self, arch, point, build)
 
-    monkeypatch.setattr(PTBRetrain, "train", interrupted_train)
+    monkeypatch.setattr(PTBRetraining, "train", interrupted_train)
     out = tmp_path / "rt"
     code, _, err = retrain([*argv, "--out", out], capsys)
     assert code == 130 and "run the same command again" in err
@@ -233,9 +233,11 @@ def test_damaged_retrain_files_exit_2_and_repair_log_trains_a_lost_point_again(
     assert code == 2 and "results.jsonl is damaged" in err and "--repair-log" in err
     assert "Traceback" not in err
 
-    real_train, calls = PTBRetrain.train, []
+    real_train, calls = PTBRetraining.train, []
     monkeypatch.setattr(
-        PTBRetrain, "train", lambda self, a, p: calls.append(p) or real_train(self, a, p)
+        PTBRetraining,
+        "train",
+        lambda self, a, p, build: calls.append(p) or real_train(self, a, p, build),
     )
     code, _, err = retrain([*argv[:-1], "--repair-log"], capsys)
     assert code == 0, err

@@ -6,7 +6,7 @@ import torch
 import pynas.export as export
 from pynas.arch import NAMED_CELLS, NAMED_CONV_NETS, ConvNet
 from pynas.tasks import cifar10, ptb
-from pynas.tasks.ptb_data import batchify
+from pynas.tasks.ptb.corpus import batchify
 
 CELL = NAMED_CELLS["nas_cell"]
 TINY = ptb.PTBConfig(

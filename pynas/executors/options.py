@@ -19,6 +19,7 @@ import argparse
 from typing import Any
 
 from pynas.argtypes import UsageError, nonnegative_float, nonnegative_int, positive_int
+from pynas.tasks.base import Task
 from pynas.tasks.device import DEVICES_HELP, add_device_argument
 
 EXECUTORS = ("local", "ray")
@@ -205,7 +206,7 @@ def child_device(args: argparse.Namespace, settings: dict[str, Any]) -> str:
 
 
 def check_child_device(
-    settings: dict[str, Any] | None, args: argparse.Namespace, task: str, child: dict[str, Any]
+    settings: dict[str, Any] | None, args: argparse.Namespace, task: Task, child: Any
 ) -> None:
     """UsageError now, before any child trains, if the children's device cannot work here.
 
@@ -214,7 +215,7 @@ def check_child_device(
     failed child with the reason if its node cannot provide it).
     """
     settings = {**DEFAULTS, **(settings or {})}  # runs of older versions may lack some
-    device = child.get("device", "cpu")
+    device = task.device_of(child)
     address = settings["address"]
     if args.address is not None:  # --resume may move a run to another cluster
         address = None if args.address == "local" else args.address
@@ -223,16 +224,7 @@ def check_child_device(
     from pynas.tasks.device import DeviceError
 
     try:
-        if task == "ptb":
-            from pynas.tasks.ptb import PTBConfig
-            from pynas.tasks.ptb import child_device as ptb_device
-
-            ptb_device(PTBConfig(**{k: v for k, v in child.items() if k != "base"}))
-        elif task == "cifar10":
-            from pynas.tasks.cifar10 import child_device as cifar10_device
-            from pynas.tasks.cifar10_search import split_settings
-
-            cifar10_device(split_settings(child)[1])
+        task.check_device(child)
     except DeviceError as exc:
         if getattr(args, "resume", None):  # the device is the run's; --device may not change it
             raise UsageError(

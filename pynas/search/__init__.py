@@ -3,18 +3,9 @@
 ``python -m pynas.search --task ptb --data-dir DIR --run-dir RUN``; see ``--help``.
 """
 
-from pynas.search.budgets import BUDGETS, Budget, get_budget
 from pynas.search.loop import Search
 from pynas.search.rundir import RunDir, RunDirError
-from pynas.search.tasks import SearchTask, make_task
+from pynas.tasks.base import Budget, SearchTask
+from pynas.tasks.registry import make_task
 
-__all__ = [
-    "BUDGETS",
-    "Budget",
-    "RunDir",
-    "RunDirError",
-    "Search",
-    "SearchTask",
-    "get_budget",
-    "make_task",
-]
+__all__ = ["Budget", "RunDir", "RunDirError", "Search", "SearchTask", "make_task"]

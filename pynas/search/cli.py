@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -17,17 +18,16 @@ from pynas.executors import options as execution
 from pynas.executors.child import TaskSpec
 from pynas.executors.select import make_search
 from pynas.io import finite_float
-from pynas.search.budgets import BUDGETS, Budget, get_budget
 from pynas.search.display import SearchDisplay
 from pynas.search.rundir import RunDir, RunDirError
-from pynas.search.tasks import TASKS, make_task
 from pynas.search.tensorboard import TensorBoardLogger, require_tensorboard
 from pynas.spaces import DecisionSpace
 from pynas.strategies import PRESETS, RandomSearch, RegularizedEvolution, Reinforce, Strategy
+from pynas.tasks.base import Budget
 from pynas.tasks.data import DataError
+from pynas.tasks.registry import TASKS
 
 STRATEGIES = ("reinforce", "random", "evolution")
-DEVICE_TASKS = ("ptb", "cifar10")  # tasks whose children train on a --device
 META_FORMAT = 1
 
 
@@ -41,14 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--task",
-        choices=TASKS,
-        help="ptb: PTB language modelling (needs data); "
-        "toy: a quick smoke/demo task with a synthetic reward, no data",
+        choices=list(TASKS),
+        help="; ".join(f"{t.name}: {t.help}" for t in TASKS.values()),
     )
     p.add_argument("--data-dir", help="directory with the task's files (default: $PYNAS_DATA)")
     p.add_argument("--run-dir", help="empty or new directory for the run's log and checkpoint")
     p.add_argument("--resume", metavar="RUN", help="continue the search in run directory RUN")
-    names = sorted({n for b in BUDGETS.values() for n in b})
+    names = sorted({n for t in TASKS.values() for n in t.budgets()})
     p.add_argument(
         "--budget",
         default="default",
@@ -99,8 +98,9 @@ def _new_meta(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError("--repair-log applies to --resume RUN (a new run has no log to repair)")
     if args.run_dir is None:
         raise UsageError("--run-dir is required: the directory for the run's log and checkpoint")
+    task = TASKS[args.task]
     try:
-        budget = get_budget(args.task, args.budget)
+        budget = task.budget(args.budget)
     except ValueError as exc:
         raise UsageError(f"--budget: {exc}") from None
     changes: dict[str, Any] = {}
@@ -110,16 +110,18 @@ def _new_meta(args: argparse.Namespace) -> dict[str, Any]:
         changes["time_limit"] = args.time_limit * 60 or None
     changes.update(execution.budget_changes(args))  # --batch-size, --grads-per-update
     where = execution.execution_settings(args, args.strategy)
-    child = dict(budget.child)
+    child = budget.child
     if args.child_delay is not None:
-        if args.task != "toy":
-            raise UsageError("--child-delay applies to --task toy only")
-        child["delay"] = args.child_delay
-    if args.task in DEVICE_TASKS:
-        child["device"] = execution.child_device(args, where)  # resume and retrain keep it
+        if not task.takes_delay:
+            names = " and ".join(t.name for t in TASKS.values() if t.takes_delay)
+            raise UsageError(f"--child-delay applies to --task {names} only")
+        child = task.with_delay(child, args.child_delay)
+    if task.trains_on_device:  # resume and retrain keep it
+        child = task.with_device(child, execution.child_device(args, where))
     elif args.device is not None:
-        raise UsageError(f"--device applies to {' and '.join(DEVICE_TASKS)} children")
-    settings = {**budget.to_dict(), **changes, "child": child}
+        names = " and ".join(t.name for t in TASKS.values() if t.trains_on_device)
+        raise UsageError(f"--device applies to {names} children")
+    settings = {**replace(budget, child=child).to_dict(), **changes}
     data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else None
     return {
         "format": META_FORMAT,
@@ -185,11 +187,12 @@ def main_body(args: argparse.Namespace) -> int:
         require_tensorboard()  # before a new run directory is created
     data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else meta.get("data_dir")
     try:
-        budget = Budget(**meta["budget_settings"])
+        plugin = TASKS[meta["task"]]
+        budget = Budget.from_dict(meta["budget_settings"], plugin.child_settings)
         # a device this machine cannot provide: exit 2 now, not a failed child per child
-        execution.check_child_device(meta["execution"], args, meta["task"], budget.child)
-        task = make_task(meta["task"], budget.child, meta["seed"], data_dir)  # DataError -> usage
-    except (TypeError, ValueError, AttributeError) as exc:
+        execution.check_child_device(meta["execution"], args, plugin, budget.child)
+        task = plugin.search_task(budget.child, meta["seed"], data_dir)  # DataError -> usage
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
         if run is None:
             raise
         raise RunDirError(  # a damaged run.json, or one of another pynas version

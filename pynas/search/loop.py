@@ -36,13 +36,11 @@ from typing import Any
 from pynas.executors import Executor, InProcessExecutor
 from pynas.executors.child import evaluate_item
 from pynas.io import finite_float
-from pynas.search.budgets import Budget
 from pynas.search.display import SearchDisplay
 from pynas.search.policy import policy_stats
 from pynas.search.rundir import DAMAGED_STATUS, RunDir, RunDirError
-from pynas.search.tasks import SearchTask
 from pynas.strategies.base import Strategy
-from pynas.tasks.result import FAILURE_REWARD, ChildResult
+from pynas.tasks.base import FAILURE_REWARD, Budget, ChildResult, SearchTask
 
 CHECKPOINT_FORMAT = 1
 TOP_K = 10

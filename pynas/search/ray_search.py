@@ -50,12 +50,11 @@ from pynas.argtypes import UsageError
 from pynas.executors.child import TaskSpec
 from pynas.executors.ray_server import merge_adam_states, merge_params, split_names
 from pynas.io import JsonlFile
-from pynas.search.budgets import Budget
 from pynas.search.display import SearchDisplay
 from pynas.search.loop import CHECKPOINT_FORMAT, summarize
 from pynas.search.rundir import RunDir, RunDirError
-from pynas.search.tasks import SearchTask
 from pynas.strategies import Reinforce
+from pynas.tasks.base import Budget, SearchTask
 
 GRADIENTS = "gradients.jsonl"
 POLL_SECONDS = 0.25

@@ -7,10 +7,10 @@ import torch
 
 from pynas.controller import Controller, ControllerConfig
 from pynas.search import Budget, RunDir, Search
-from pynas.search.tasks import make_task
 from pynas.spaces import DecisionSpace
 from pynas.spaces.conv_space import ConvNetSpace
 from pynas.strategies import Reinforce
+from pynas.tasks.registry import make_task
 
 SMALL = {"fh": (1, 3), "fw": (3, 5), "filters": (24, 36), "stride": (1,)}
 

@@ -111,7 +111,7 @@ def test_faults_killed_workers_and_a_killed_replica(cluster, tmp_path, capsys, k
     assert state["strategy"]["version"] == 4
     with pytest.raises(RuntimeError):  # a different space's controller does not fit ...
         strategy.load_state_dict(state["strategy"])
-    from pynas.search.tasks import TOY_SPACE
+    from pynas.tasks.toy import TOY_SPACE
 
     toy = Reinforce(TOY_SPACE, "paper", batch_size=2, grads_per_update=2, lr=0.03)
     toy.load_state_dict(state["strategy"])  # ... the toy space's does

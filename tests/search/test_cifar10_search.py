@@ -9,15 +9,11 @@ import torch
 
 from pynas.controller import Controller
 from pynas.search import Budget, RunDir, Search
-from pynas.search.tasks import make_task
 from pynas.strategies import RandomSearch, Reinforce
-from pynas.tasks.cifar10_search import (
-    BUDGETS,
-    default_budget,
-    depth_at,
-    paper_budget,
-    split_settings,
-)
+from pynas.tasks.cifar10 import TASK as CIFAR10
+from pynas.tasks.cifar10 import CIFAR10Child, depth_at
+from pynas.tasks.cifar10.task import default_budget, paper_budget
+from pynas.tasks.registry import make_task
 
 TINY_CHILD = {
     "start_depth": 1, "depth_every": 4, "depth_step": 2, "epochs": 1, "batch_size": 32,
@@ -141,20 +137,20 @@ def test_extra_per_layer_choice_is_one_setting(cifar10_dir, tmp_path):
 
 
 def test_budgets():
-    assert set(BUDGETS) == {"default", "paper"}
+    assert set(CIFAR10.budgets()) == {"default", "paper"}
     paper = paper_budget()
-    search_settings, config = split_settings(paper.child)
-    assert (search_settings["start_depth"], search_settings["depth_every"]) == (6, 1600)
-    assert search_settings["depth_step"] == 2 and config.epochs == 50
+    search_settings, config = paper.child, paper.child.train
+    assert (search_settings.start_depth, search_settings.depth_every) == (6, 1600)
+    assert search_settings.depth_step == 2 and config.epochs == 50
     assert paper.children == 12_800 and paper.batch_size == 8
     default = default_budget()
-    search_settings, config = split_settings(default.child)
+    search_settings, config = default.child, default.child.train
     assert default.time_limit is not None and default.time_limit <= 15 * 60
     assert config.reward_exponent == 3.0 and config.reward_epochs == 5
     with pytest.raises(ValueError, match="depth_every must be an integer >= 1"):
-        split_settings({"depth_every": 0})
+        CIFAR10Child.from_dict({"depth_every": 0})
     with pytest.raises(TypeError):
-        split_settings({"no_such_setting": 1})
+        CIFAR10Child.from_dict({"no_such_setting": 1})
 
 
 def test_budget_lr_overrides_the_cnn_family_lr(task):

@@ -8,9 +8,9 @@ import torch
 
 from pynas.search import Budget, RunDir, RunDirError, Search
 from pynas.search.display import SearchDisplay
-from pynas.search.tasks import TOY_SPACE, SearchTask, toy_reward
 from pynas.strategies import RandomSearch, Reinforce
-from pynas.tasks.result import ChildResult
+from pynas.tasks.base import ChildResult, SearchTask
+from pynas.tasks.toy import TOY_SPACE, toy_reward
 
 
 class Killed(BaseException):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from pynas.tasks.cifar10_data import VARIANTS, augment, load_cifar10, stratified_split
+from pynas.tasks.cifar10.dataset import VARIANTS, augment, load_cifar10, stratified_split
 from pynas.tasks.data import DataError
 
 

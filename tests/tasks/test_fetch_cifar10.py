@@ -10,10 +10,10 @@ import tarfile
 import numpy as np
 import pytest
 
-from pynas.data import fetch as fetch_module
 from pynas.data.__main__ import main
-from pynas.data.fetch import CIFAR10_MD5, TEST_BATCH, TRAIN_BATCHES
-from pynas.tasks.cifar10_data import load_cifar10
+from pynas.tasks.cifar10 import fetch as fetch_module
+from pynas.tasks.cifar10.dataset import load_cifar10
+from pynas.tasks.cifar10.fetch import CIFAR10_MD5, TEST_BATCH, TRAIN_BATCHES
 
 PER_BATCH, TEST_IMAGES = 4, 6
 

@@ -5,13 +5,13 @@ import shutil
 import pytest
 import torch
 
-from pynas.data import PTB_DIR
-from pynas.tasks import ptb_data
 from pynas.tasks.data import DataError
-from pynas.tasks.ptb_data import (
+from pynas.tasks.ptb import corpus as ptb_data
+from pynas.tasks.ptb.corpus import (
     EOS,
     PACKAGED,
     PACKAGED_SHA256,
+    PTB_DIR,
     batchify,
     bptt_windows,
     load_corpus,

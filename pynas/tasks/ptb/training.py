@@ -23,20 +23,9 @@ from pynas.arch import RNNCell
 from pynas.children.language_model import CellLanguageModel
 from pynas.children.tree_rnn import DEFAULT_IMPL
 from pynas.progress_bar import ProgressBar
+from pynas.tasks.base import CHILD_ERRORS, ChildResult
 from pynas.tasks.device import check_device, parse_device
-from pynas.tasks.ptb_data import Corpus, batchify, bptt_windows, load_corpus
-from pynas.tasks.result import CHILD_ERRORS, ChildResult
-
-__all__ = [
-    "PTBConfig",
-    "Corpus",
-    "load_corpus",
-    "train_child",
-    "train_model",
-    "evaluate_ppl",
-    "reward_from_ppl",
-    "divergence",
-]
+from pynas.tasks.ptb.corpus import Corpus, batchify, bptt_windows
 
 REWARD_C = 80.0
 

@@ -21,18 +21,9 @@ from torch import nn
 from pynas.arch.conv_net import ConvNet
 from pynas.children.conv_net import CONCAT_IMPLS, ConvChild, count_parameters
 from pynas.progress_bar import ProgressBar
-from pynas.tasks.cifar10_data import NUM_CLASSES, CifarData, Split, augment, load_cifar10
+from pynas.tasks.base import CHILD_ERRORS, ChildResult
+from pynas.tasks.cifar10.dataset import NUM_CLASSES, CifarData, Split, augment
 from pynas.tasks.device import check_device, parse_device
-from pynas.tasks.result import CHILD_ERRORS, ChildResult
-
-__all__ = [
-    "CIFAR10Config",
-    "CifarData",
-    "load_cifar10",
-    "train_child",
-    "train_model",
-    "evaluate_accuracy",
-]
 
 LR_SCHEDULES = ("cosine", "constant")
 

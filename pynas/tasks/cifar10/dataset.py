@@ -18,7 +18,7 @@ import torch
 
 from pynas.tasks.data import DataError, require_files, resolve_data_dir
 
-TASK = "cifar10"
+NAME = "cifar10"  # the task's name
 NUM_CLASSES = 10
 # full: all of CIFAR-10, made by `python -m pynas.data fetch cifar10 --dest DIR`
 VARIANTS: dict[str, str] = {
@@ -164,14 +164,14 @@ def load_cifar10(
     """
     if variant not in VARIANTS:
         raise DataError(f"unknown CIFAR-10 variant {variant!r}; choose one of {sorted(VARIANTS)}")
-    directory = resolve_data_dir(data_dir, TASK)
+    directory = resolve_data_dir(data_dir, NAME)
     if variant == "full" and not (directory / VARIANTS[variant]).is_file():
         raise DataError(
             f"{directory / VARIANTS[variant]} does not exist: fetch the full CIFAR-10 with "
             f"`python -m pynas.data fetch cifar10 --dest {directory}` (a 163 MB download, "
             "checksum verified)"
         )
-    (path,) = require_files(directory, [VARIANTS[variant]], TASK)
+    (path,) = require_files(directory, [VARIANTS[variant]], NAME)
     arrays = load_arrays(path)
     x_train, y_train = arrays["x_train"], arrays["y_train"].astype(np.int64)
     n = x_train.shape[0]

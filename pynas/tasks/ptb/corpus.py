@@ -1,8 +1,8 @@
 """Penn Treebank (Mikolov's word-level split): vocabulary, token ids, BPTT batches.
 
 The data is read from ``--data-dir`` or ``$PYNAS_DATA`` when either is given, else from the copy
-that ships inside pynas (``pynas/data/ptb/*.txt.xz``): decompressed in memory with ``lzma`` and
-checked against the SHA-256 of the original files before use.
+that ships inside pynas (``pynas/tasks/ptb/packaged/*.txt.xz``): decompressed in memory with
+``lzma`` and checked against the SHA-256 of the original files before use.
 """
 
 from __future__ import annotations
@@ -17,14 +17,17 @@ from pathlib import Path
 
 import torch
 
-from pynas.data import PTB_DIR
 from pynas.tasks.data import DATA_ENV, DataError, require_files, resolve_data_dir
+
+NAME = "ptb"  # the task's name
+# the copy that ships inside pynas (provenance, licence note and checksums in SOURCE.md there)
+PTB_DIR = Path(__file__).resolve().parent / "packaged"
 
 SPLITS = ("train", "valid", "test")
 FILES = tuple(f"{s}.txt" for s in SPLITS)
 EOS = "<eos>"
 UNK = "<unk>"
-# SHA-256 of the decompressed packaged files (= the table in pynas/data/ptb/SOURCE.md).
+# SHA-256 of the decompressed packaged files (= the table in packaged/SOURCE.md).
 PACKAGED_SHA256 = {
     "train.txt": "fcea919f6cf83f35d4d00c6cbf08040d13d4155226340912e2fef9c9c4102cbf",
     "valid.txt": "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2",
@@ -105,7 +108,7 @@ def _load(directory: str) -> Corpus:
         paths = [PTB_DIR / f"{name}.xz" for name in FILES]
         texts = [_packaged_text(name) for name in FILES]
     else:
-        paths = require_files(Path(directory), FILES, "ptb")
+        paths = require_files(Path(directory), FILES, NAME)
         texts = [_decode(p.read_bytes(), p) for p in paths]
     split_lines = {
         s: _split_lines(text, p) for s, text, p in zip(SPLITS, texts, paths, strict=True)
@@ -123,7 +126,7 @@ def load_corpus(data_dir: str | os.PathLike[str] | None = None) -> Corpus:
     source within a process (``corpus.source`` is the directory, or ``"packaged"``)."""
     if data_dir is None and not os.environ.get(DATA_ENV):
         return _load(PACKAGED)
-    return _load(str(resolve_data_dir(data_dir, "ptb").resolve()))
+    return _load(str(resolve_data_dir(data_dir, NAME).resolve()))
 
 
 def batchify(ids: torch.Tensor, batch_size: int) -> torch.Tensor:

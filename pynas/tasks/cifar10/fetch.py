@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from pynas.io import replacing
-from pynas.tasks.cifar10_data import KEYS, NUM_CLASSES, VARIANTS, load_arrays
-from pynas.tasks.data import DataError
+from pynas.tasks.cifar10.dataset import KEYS, NUM_CLASSES, VARIANTS, load_arrays
+from pynas.tasks.data import DataError, FetchError
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"  # "CIFAR-10 python version" on that page
@@ -48,10 +48,6 @@ SMALL_SHA256 = {
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
 _CHUNK = 1 << 20
-
-
-class FetchError(Exception):
-    """A download or conversion that did not produce the data; the message says what to do."""
 
 
 def _download(url: str, dest: Path, say: Callable[[str], None]) -> str:
