@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from pynas.io import DamagedFileError, DamagedLinesError, JsonlFile, finite_float, read_json
-from pynas.search.rundir import CHILDREN, DAMAGED_STATUS, META
+from pynas.search.journal import CHILDREN, META
+from pynas.search.records import DAMAGED_STATUS
 from pynas.tasks.base import Metric
 from pynas.tasks.registry import TASKS
 

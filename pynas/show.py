@@ -23,7 +23,7 @@ from typing import Any, TextIO
 from pynas.argtypes import UsageError, positive_int, run_main
 from pynas.io import DamagedFileError, read_json
 from pynas.runs import Ranked, RunData, RunError, open_run, record_metric, render_arch, task_metric
-from pynas.search.rundir import DAMAGED_STATUS
+from pynas.search.records import DAMAGED_STATUS
 
 
 def build_parser() -> argparse.ArgumentParser:

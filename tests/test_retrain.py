@@ -9,7 +9,7 @@ import torch
 
 import pynas
 from pynas.retrain import cli as retrain_cli
-from pynas.search import Budget, RunDir, Search, make_task
+from pynas.search import Budget, RunJournal, Search, make_task
 from pynas.strategies import Reinforce
 from pynas.tasks.ptb import PTBRetraining
 
@@ -36,7 +36,7 @@ def make_run(path, task_name, child, data_dir, children=8, batch=4):
         "strategy": "reinforce", "preset": "paper", "seed": 0, "data_dir": str(data_dir),
     }  # fmt: skip
     task = make_task(task_name, child, seed=0, data_dir=str(data_dir))
-    run = RunDir.create(path, meta)
+    run = RunJournal.create(path, meta)
     strategy = Reinforce(task.space, batch_size=batch, seed=0, lr=0.05)
     run.write_summary(Search(run, task, strategy, Budget(children, batch, 1)).run_all())
     return path

@@ -7,7 +7,7 @@ import torch
 
 import pynas
 from pynas.retrain import cli as retrain_cli
-from pynas.search import Budget, RunDir, Search, make_task
+from pynas.search import Budget, RunJournal, Search, make_task
 from pynas.strategies import Reinforce
 
 CHILD = {
@@ -31,7 +31,7 @@ def test_retrain_tiny_cifar10_run(tmp_path, cifar10_dir, capsys):
             "strategy": "reinforce", "preset": "paper", "seed": 0,
             "data_dir": str(cifar10_dir)}  # fmt: skip
     task = make_task("cifar10", CHILD, seed=0, data_dir=str(cifar10_dir))
-    run = RunDir.create(tmp_path / "run", meta)
+    run = RunJournal.create(tmp_path / "run", meta)
     strategy = Reinforce(task.space, batch_size=4, seed=0)
     run.write_summary(Search(run, task, strategy, Budget(4, 4, 1)).run_all())
     argv = [str(tmp_path / "run"), "--top", "1", "--lr", "0.05", "--weight-decay", "1e-4",

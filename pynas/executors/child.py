@@ -5,7 +5,7 @@ run's seed, the data directory); a
 process that receives a :class:`ChildEvaluator` builds the task from it once (cached per
 process: PTB is loaded once per worker, not once per child). Evaluating an item
 ``(index, arch_json)`` gives ``(index, arch_json, ChildResult, seconds)``, the tuple the search
-loop logs with :func:`pynas.search.loop.make_record`.
+loop logs with :func:`pynas.search.records.child_record`.
 """
 
 from __future__ import annotations

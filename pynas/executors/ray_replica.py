@@ -42,23 +42,21 @@ class Replica:
         shards: Sequence[Any],
         coordinator: Any,
         spec: TaskSpec,
-        meta: dict[str, Any],
-        budget: Any,
+        settings: Any,
         slices: Sequence[Sequence[str]],
         child_cpus: float = 1.0,
         child_gpus: float = 0.0,
         retries: int = 2,
     ) -> None:
-        from pynas.search.cli import make_strategy
-
         torch.set_num_threads(1)
         self.replica_id = replica_id
         self.shards = list(shards)
         self.coordinator = coordinator
-        self.seed = int(meta["seed"])
+        self.seed = int(settings.seed)
         self.slices = [list(s) for s in slices]
         self.task = build_task(spec)  # its space (and depth schedule) for sampling
-        self.strategy = make_strategy(meta, self.task.space, budget)
+        # the run's strategy (pynas.search.settings.RunSettings builds it)
+        self.strategy = settings.make_strategy(self.task.space)
         self.runner = RayChildRunner(ChildEvaluator(spec), child_cpus, child_gpus, retries)
 
     def run(self) -> int:
@@ -88,8 +86,8 @@ class Replica:
     def _batch(self, job: dict[str, Any]) -> None:
         import ray
 
-        from pynas.search.loop import make_record
         from pynas.search.policy import policy_stats
+        from pynas.search.records import child_record
 
         space = self.task.space
         batch_id, start, n = job["id"], job["start"], job["n"]
@@ -113,7 +111,7 @@ class Replica:
             ray.get(self.coordinator.child_died.remote(batch_id, item[0]))
 
         for outcome in self.runner.run(todo, lambda item: deaths.get(item[0], 0), died):
-            record = make_record(*outcome, extra=policy.get(outcome[0]))
+            record = child_record(*outcome, extra=policy.get(outcome[0]))
             ray.get(self.coordinator.child_done.remote(batch_id, record))
             rewards[record["index"]] = record["reward"]
         batch_rewards = [rewards[start + k] for k in range(n)]

@@ -8,7 +8,7 @@ applied exactly once. Once ``grads_per_update`` gradients have accumulated their
 applied with Adam and the version increments; each applied gradient is logged with the version
 it was computed at and the version it was applied to (their difference is its staleness).
 
-Shard 0 also keeps the REINFORCE baseline (an exponential moving average of rewards): a push
+Shard 0 also keeps the REINFORCE baseline (Reinforce's moving average of rewards): a push
 to shard 0 carries the batch's rewards, so the baseline and the gradients that saw it are in
 one consistent state, and a snapshot of shard 0 holds both.
 
@@ -25,6 +25,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
+
+from pynas.strategies.reinforce import apply_mean_gradient, moving_baseline
 
 
 def split_names(sizes: Mapping[str, int], shards: int) -> list[list[str]]:
@@ -97,10 +99,7 @@ class ParameterShard:
             )
         self.received.add(grad_id)
         if rewards is not None and self.baseline_decay is not None:
-            decay = self.baseline_decay
-            for r in map(float, rewards):
-                b = self.baseline
-                self.baseline = r if b is None else decay * b + (1 - decay) * r
+            self.baseline = moving_baseline(self.baseline, map(float, rewards), self.baseline_decay)
         self.buffer.append(
             {"id": grad_id, "version": version, "tensors": dict(tensors), "info": dict(info or {})}
         )
@@ -109,10 +108,7 @@ class ParameterShard:
         return True
 
     def _apply(self) -> None:
-        self.optimizer.zero_grad(set_to_none=False)
-        for name, p in self.params.items():
-            p.grad = torch.stack([g["tensors"][name] for g in self.buffer]).mean(dim=0)
-        self.optimizer.step()
+        apply_mean_gradient(self.optimizer, self.params, [g["tensors"] for g in self.buffer])
         for g in self.buffer:
             self.applied.append(
                 {

@@ -22,8 +22,7 @@ def make_search(
     run: Any,
     task: Any,
     spec: TaskSpec,
-    meta: dict[str, Any],
-    budget: Any,
+    run_settings: Any,
     strategy: Any,
     display: Any,
 ) -> tuple[Any, Callable[[], None]]:
@@ -42,7 +41,7 @@ def make_search(
             retries=settings["child_retries"],
             address=settings["address"],
         )
-        search = RaySearch(run, task, spec, meta, budget, strategy, ray_settings, display)
+        search = RaySearch(run, task, spec, run_settings, strategy, ray_settings, display)
         return search, lambda: None  # RaySearch.run_all releases Ray itself
     evaluator = ChildEvaluator(spec, task)
     executor: Any
@@ -60,7 +59,7 @@ def make_search(
 
         executor = WorkerPool(settings["workers"], settings["child_retries"], spec.threads)
     else:
-        search = Search(run, task, strategy, budget, display=display)
+        search = Search(run, task, strategy, run_settings.budget, display=display)
         return search, lambda: None
-    search = Search(run, task, strategy, budget, executor, display, evaluate=evaluator)
+    search = Search(run, task, strategy, run_settings.budget, executor, display, evaluate=evaluator)
     return search, executor.close

@@ -19,16 +19,13 @@ from pynas.executors.child import TaskSpec
 from pynas.executors.select import make_search
 from pynas.io import finite_float
 from pynas.search.display import SearchDisplay
-from pynas.search.rundir import RunDir, RunDirError
+from pynas.search.journal import RunDirError, RunJournal
+from pynas.search.settings import META_FORMAT, STRATEGIES, RunSettings
 from pynas.search.tensorboard import TensorBoardLogger, require_tensorboard
 from pynas.spaces import DecisionSpace
-from pynas.strategies import PRESETS, RandomSearch, RegularizedEvolution, Reinforce, Strategy
-from pynas.tasks.base import Budget
+from pynas.strategies import PRESETS, Reinforce
 from pynas.tasks.data import DataError
 from pynas.tasks.registry import TASKS
-
-STRATEGIES = ("reinforce", "random", "evolution")
-META_FORMAT = 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,24 +134,6 @@ def _new_meta(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def make_strategy(meta: dict[str, Any], space: DecisionSpace, budget: Budget) -> Strategy:
-    name, seed = meta["strategy"], meta["seed"]
-    if name == "reinforce":
-        return Reinforce(
-            space,
-            meta["preset"],
-            batch_size=budget.batch_size,
-            grads_per_update=budget.grads_per_update,
-            seed=seed,
-            **budget.reinforce,
-        )
-    if name == "random":
-        return RandomSearch(space, seed=seed)
-    if name == "evolution":
-        return RegularizedEvolution(space, seed=seed)
-    raise UsageError(f"unknown strategy {name!r}; choose one of {list(STRATEGIES)}")
-
-
 def _resume_conflicts(args: argparse.Namespace) -> list[str]:
     given = {
         "--task": args.task, "--run-dir": args.run_dir, "--children": args.children,
@@ -176,22 +155,21 @@ def main_body(args: argparse.Namespace) -> int:
                 " (only --data-dir, --threads, --quiet, --tensorboard, --workers, --address "
                 "and --repair-log may be given with --resume)"
             )
-        run = RunDir.open(args.resume, repair_log=args.repair_log)
-        meta = run.meta()  # RunDirError if run.json is damaged
-        if meta.get("format") != META_FORMAT:
-            raise UsageError(f"{run.meta_path}: not a run of this pynas version")
+        run = RunJournal.open(args.resume, repair_log=args.repair_log)
+        settings = run.settings()  # RunDirError if run.json is damaged
     else:
         meta = _new_meta(args)
+        settings = RunSettings.from_dict(meta)
         run = None
     if args.tensorboard is not None:
         require_tensorboard()  # before a new run directory is created
-    data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else meta.get("data_dir")
+    data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else settings.data_dir
+    budget = settings.budget
     try:
-        plugin = TASKS[meta["task"]]
-        budget = Budget.from_dict(meta["budget_settings"], plugin.child_settings)
+        plugin = TASKS[settings.task]
         # a device this machine cannot provide: exit 2 now, not a failed child per child
-        execution.check_child_device(meta["execution"], args, plugin, budget.child)
-        task = plugin.search_task(budget.child, meta["seed"], data_dir)  # DataError -> usage
+        execution.check_child_device(settings.execution.to_dict(), args, plugin, budget.child)
+        task = plugin.search_task(budget.child, settings.seed, data_dir)  # DataError -> usage
     except (TypeError, ValueError, AttributeError, KeyError) as exc:
         if run is None:
             raise
@@ -201,48 +179,48 @@ def main_body(args: argparse.Namespace) -> int:
         ) from None
     if run is None:
         # e.g. more parameter servers than the controller has tensors: refuse before creating
-        execution.check_new_run(meta["execution"], make_strategy(meta, task.space, budget))
-        run = RunDir.create(args.run_dir, meta)
+        execution.check_new_run(settings.execution.to_dict(), settings.make_strategy(task.space))
+        run = RunJournal.create(args.run_dir, meta)
     run.lock()
     try:
-        return _search(args, meta, run, task, budget, data_dir)
+        return _search(args, settings, run, task, data_dir)
     finally:
         run.unlock()
 
 
 def _search(
     args: argparse.Namespace,
-    meta: dict[str, Any],
-    run: RunDir,
+    settings: RunSettings,
+    run: RunJournal,
     task: Any,
-    budget: Budget,
     data_dir: str | None = None,
 ) -> int:
     """Run (or continue) the search in the locked run directory; print and save the summary."""
     torch.set_num_threads(args.threads)
     stream = sys.stderr
+    budget = settings.budget
     display = SearchDisplay(
         budget.children, stream=stream, enabled=not args.quiet, time_limit=budget.time_limit
     )
-    strategy = make_strategy(meta, task.space, budget)
+    strategy = settings.make_strategy(task.space)
     if args.resume:  # the run's settings, with --workers/--address of this session
-        where = execution.resumed_execution(meta.get("execution"), args)
+        where = execution.resumed_execution(settings.execution.to_dict(), args)
     else:
-        where = meta["execution"]
-    spec = TaskSpec(meta["task"], budget.child, meta["seed"], data_dir, args.threads)
-    search, close = make_search(where, run, task, spec, meta, budget, strategy, display)
+        where = settings.execution.to_dict()
+    spec = TaskSpec(settings.task, budget.child, settings.seed, data_dir, args.threads)
+    search, close = make_search(where, run, task, spec, settings, strategy, display)
     search.restore()
     action = "resuming" if args.resume else "starting"
     limit = f", time limit {budget.time_limit / 60:.1f} min" if budget.time_limit else ""
     print(
         f"{action} search: task {task.name}, strategy {strategy.name}"
         + (
-            f" (preset {meta['preset']}, lr {strategy.settings.lr:g})"
+            f" (preset {settings.preset}, lr {strategy.settings.lr:g})"
             if isinstance(strategy, Reinforce)
             else ""
         )
-        + f", budget {meta['budget']} (up to {budget.children} children, "
-        f"m={budget.batch_size}{limit}), children {execution.describe(where, meta['strategy'])}, "
+        + f", budget {settings.budget_name} (up to {budget.children} children, "
+        f"m={budget.batch_size}{limit}), children {execution.describe(where, settings.strategy)}, "
         f"run {run.path}",
         file=stream,
         flush=True,

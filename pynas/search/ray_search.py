@@ -32,7 +32,7 @@ all actors), ``--resume``:
   when their batches finish again, computed at the restored parameters.
 
 A damaged ``checkpoint.pt`` falls back to ``checkpoint.prev.pt`` (see
-:mod:`pynas.search.rundir`). The same rules hold from there because a checkpoint that adds open
+:mod:`pynas.search.journal`). The same rules hold from there because a checkpoint that adds open
 batches is written twice (it is then also the previous one) before any of their children is
 logged: every logged child belongs to a batch that the previous checkpoint either holds as
 open (re-used as above) or holds as received (its children were logged before it).
@@ -43,7 +43,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from pynas.argtypes import UsageError
@@ -51,10 +51,11 @@ from pynas.executors.child import TaskSpec
 from pynas.executors.ray_server import merge_adam_states, merge_params, split_names
 from pynas.io import JsonlFile
 from pynas.search.display import SearchDisplay
-from pynas.search.loop import CHECKPOINT_FORMAT, summarize
-from pynas.search.rundir import RunDir, RunDirError
+from pynas.search.journal import CHECKPOINT_FORMAT, Batch, RunDirError, RunJournal
+from pynas.search.records import summarize
+from pynas.search.settings import RunSettings
 from pynas.strategies import Reinforce
-from pynas.tasks.base import Budget, SearchTask
+from pynas.tasks.base import SearchTask
 
 GRADIENTS = "gradients.jsonl"
 POLL_SECONDS = 0.25
@@ -74,11 +75,10 @@ class RaySettings:
 class RaySearch:
     def __init__(
         self,
-        run: RunDir,
+        run: RunJournal,
         task: SearchTask,
         spec: TaskSpec,
-        meta: dict[str, Any],
-        budget: Budget,
+        run_settings: RunSettings,
         strategy: Reinforce,
         settings: RaySettings,
         display: SearchDisplay | None = None,
@@ -88,8 +88,8 @@ class RaySearch:
         self.run = run
         self.task = task
         self.spec = spec
-        self.meta = meta
-        self.budget = budget
+        self.run_settings = run_settings
+        self.budget = budget = run_settings.budget
         self.strategy = strategy  # initial parameters, settings and the names' order
         self.settings = settings
         self.display = display or SearchDisplay(budget.children, enabled=False)
@@ -105,7 +105,7 @@ class RaySearch:
         self.records: list[dict[str, Any]] = []  # in log order, as Search.records
         # called with each child record right after it is logged (e.g. TensorBoard)
         self.on_record: list[Callable[[dict[str, Any]], None]] = []
-        self.batches: dict[int, dict[str, Any]] = {}  # open batches (not in the saved snapshot)
+        self.batches: dict[int, Batch] = {}  # open batches (not in the saved snapshot)
         self.snapshot: list[dict[str, Any]] | None = None  # last saved consistent cut
         self.counts: list[int] | None = None
         self.next_index = 0
@@ -123,16 +123,8 @@ class RaySearch:
     # ----- restore (no Ray needed) ------------------------------------------------------------
     def restore(self) -> None:
         say = self.display.message
-        read = self.run.read_log()
-        state = self.run.load_checkpoint(say)
-        records = read.records
+        state, read = self.run.begin_restore(say)
         if state is None:
-            if records or read.damaged:
-                raise RunDirError(
-                    f"{self.run.path}: children.jsonl has {len(records) + len(read.damaged)} "
-                    "lines but there is no checkpoint; the run directory is inconsistent"
-                )
-            self.run.reconcile_log(read, [], say)  # a torn line: cut off
             self._rewrite_gradients([])
             return
         if state.get("format") != CHECKPOINT_FORMAT or state.get("executor") != "ray":
@@ -145,18 +137,16 @@ class RaySearch:
             raise RunDirError(f"{self.run.checkpoint_path}: saved with a different --servers")
         self.snapshot = saved["shards"]
         self.next_index, self.next_batch = saved["next_index"], saved["next_batch"]
-        self.batches = {b["id"]: dict(b) for b in saved["open"]}
+        self.batches = {b["id"]: Batch.from_dict(b) for b in saved["open"]}
         self.batch_means = [tuple(x) for x in saved["batch_means"]]  # type: ignore[misc]
         self.restarts = {int(k): v for k, v in saved.get("restarts", {}).items()}
         self.elapsed_before = state["elapsed"]
         self.display.elapsed_before = self.elapsed_before
-        indices = {r.get("index") for r in records}
-        missing = [
-            i for i in range(self.next_index) if i not in indices and self._open_batch_of(i) is None
-        ]
-        records = records + self.run.reconcile_log(read, missing, say)
-        self.by_index = self._check_log(records)
-        self.records = list(records)
+        open_batches = list(self.batches.values())
+        records = self.run.reconcile(read, self.next_index, open_batches, say)
+        checked = self.run.check(records, self.next_index, open_batches)
+        self.by_index = {r["index"]: r for r in checked}
+        self.records = list(records)  # log order
         self._rewrite_gradients(self.snapshot)
         ordered = [self.by_index[i] for i in sorted(self.by_index)]
         self.display.restored(ordered, [m for _, m in self.batch_means])
@@ -167,31 +157,11 @@ class RaySearch:
                 + (f" ({reused} of their children re-used)" if reused else "")
             )
 
-    def _open_batch_of(self, index: int) -> dict[str, Any] | None:
+    def _open_batch_of(self, index: int) -> Batch | None:
         for b in self.batches.values():
-            if b["start"] <= index < b["start"] + b["n"]:
+            if index in b.indices():
                 return b
         return None
-
-    def _check_log(self, records: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
-        where = f"{self.run.path}: children.jsonl does not match the checkpoint"
-        out: dict[int, dict[str, Any]] = {}
-        for r in records:
-            i = r.get("index")
-            if not isinstance(i, int) or i in out or not 0 <= i < self.next_index:
-                raise RunDirError(f"{where} (unexpected or repeated child index {i!r})")
-            batch = self._open_batch_of(i)
-            if batch is not None:
-                archs = batch.get("archs")
-                if archs is None or r.get("arch") != json.loads(archs[i - batch["start"]]):
-                    raise RunDirError(f"{where} (child {i} has a different architecture)")
-            out[i] = r
-        missing = [
-            i for i in range(self.next_index) if i not in out and self._open_batch_of(i) is None
-        ]
-        if missing:
-            raise RunDirError(f"{where} (children {missing[:5]} of finished batches are missing)")
-        return out
 
     # ----- the run ----------------------------------------------------------------------------
     def run_all(self) -> dict[str, Any]:
@@ -237,7 +207,7 @@ class RaySearch:
         actors += shards
         logged = self.by_index
         open_batches = [
-            {**b, "results": {i: logged[i]["reward"] for i in self._indices(b) if i in logged}}
+            {**b.to_dict(), "results": {i: logged[i]["reward"] for i in b.indices() if i in logged}}
             for b in self.batches.values()
         ]
         coordinator = ray.remote(num_cpus=0)(Coordinator).remote(
@@ -264,17 +234,12 @@ class RaySearch:
             shards,
             coordinator,
             self.spec,
-            self.meta,
-            self.budget,
+            self.run_settings,
             self.slices,
             s.child_cpus,
             s.child_gpus,
             s.retries,
         )
-
-    @staticmethod
-    def _indices(batch: dict[str, Any]) -> range:
-        return range(batch["start"], batch["start"] + batch["n"])
 
     def _loop(
         self, shards: list[Any], coordinator: Any, replicas: dict[int, Any], actors: list[Any]
@@ -337,19 +302,24 @@ class RaySearch:
         children = []
         for kind, data in events:
             if kind == "allocated":
-                known = self.batches.setdefault(data["id"], {"archs": data["archs"]})
-                known.update(id=data["id"], start=data["start"], n=data["n"])
+                known = self.batches.get(data["id"])
+                if known is None:  # a new batch (a restored one keeps its architectures)
+                    self.batches[data["id"]] = Batch(
+                        data["start"], data["n"], data["archs"], data["id"]
+                    )
+                else:
+                    known.start, known.n = data["start"], data["n"]
                 self.allocated_at[data["id"]] = time.monotonic()
                 self.next_index = max(self.next_index, data["start"] + data["n"])
                 self.next_batch = max(self.next_batch, data["id"] + 1)
                 changed = True
             elif kind == "sampled":
-                self.batches[data["id"]]["archs"] = data["archs"]
+                self.batches[data["id"]].archs = list(data["archs"])
                 changed = True
             elif kind == "child":
                 children.append(data["record"])
             elif kind == "died":  # a worker died on a child: its retry budget survives a resume
-                deaths = self.batches[data["id"]].setdefault("deaths", {})
+                deaths = self.batches[data["id"]].deaths
                 deaths[data["index"]] = deaths.get(data["index"], 0) + 1
             elif kind == "pushed":
                 if data["id"] in self.allocated_at:
@@ -372,7 +342,7 @@ class RaySearch:
     def _log(self, record: dict[str, Any]) -> None:
         if record["index"] in self.by_index:  # reported twice: written once
             return
-        self.run.log.append(record)
+        self.run.append(record)
         self.by_index[record["index"]] = record
         self.records.append(record)
         for listener in self.on_record:
@@ -389,29 +359,17 @@ class RaySearch:
     def _save(self, snap: list[dict[str, Any]]) -> None:
         received = set(snap[0]["received"])
         self.batches = {i: b for i, b in self.batches.items() if i not in received}
-        open_batches = [
-            {k: b.get(k) for k in ("id", "start", "n", "archs", "deaths")}
-            for _, b in sorted(self.batches.items())
-        ]
-        strategy = self.strategy
-        view = {
-            "settings": asdict(strategy.settings),
-            "batch_size": strategy.batch_size,
-            "grads_per_update": strategy.grads_per_update,
-            "controller": merge_params(snap),
-            "optimizer": merge_adam_states(snap, self.names),
-            "rng": strategy.generator.get_state(),
-            "baseline": snap[0]["baseline"],
-            "version": snap[0]["version"],
-            "buffer": [],
-            "grads": [],  # gradients received but not applied yet: per shard, under "ray"
-        }
+        open_batches = [b.to_dict() for _, b in sorted(self.batches.items())]
+        # Reinforce's own state format, with the learned parts from the servers
+        strategy = self.strategy.state_dict_with(
+            controller=merge_params(snap),
+            optimizer=merge_adam_states(snap, self.names),
+            baseline=snap[0]["baseline"],
+            version=snap[0]["version"],
+        )  # gradients received but not applied yet: per shard, under "ray"
         self.run.save_checkpoint(
             {
-                "format": CHECKPOINT_FORMAT,
                 "executor": "ray",
-                "strategy": view,
-                "elapsed": self.elapsed(),
                 "ray": {
                     "servers": len(snap),
                     "slices": self.slices,
@@ -422,7 +380,9 @@ class RaySearch:
                     "batch_means": [list(x) for x in self.batch_means if x[0] in received],
                     "restarts": self.restarts,
                 },
-            }
+            },
+            strategy,
+            self.elapsed(),
         )
         self.snapshot = snap
 

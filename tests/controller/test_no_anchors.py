@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pynas.controller import Controller, ControllerConfig
-from pynas.search import Budget, RunDir, Search
+from pynas.search import Budget, RunJournal, Search
 from pynas.spaces import DecisionSpace
 from pynas.spaces.conv_space import ConvNetSpace
 from pynas.strategies import Reinforce
@@ -105,7 +105,7 @@ def test_short_cifar10_search_without_anchors(cifar10_dir, tmp_path):
     assert task.space.anchors is False
     budget = Budget(children=8, batch_size=4, grads_per_update=1, child=child)
     strategy = Reinforce(task.space, "paper", batch_size=4, seed=0)
-    run = RunDir.create(tmp_path / "run", {})
+    run = RunJournal.create(tmp_path / "run", {})
     search = Search(run, task, strategy, budget)
     search.restore()
     summary = search.run_all()
@@ -121,6 +121,6 @@ def test_short_cifar10_search_without_anchors(cifar10_dir, tmp_path):
     resumed = Reinforce(make_task("cifar10", child, 0, str(cifar10_dir)).space, "paper",
                         batch_size=4, seed=5)  # fmt: skip
     resumed.space.set_depth(3)
-    resumed.load_state_dict(RunDir(tmp_path / "run").load_checkpoint()["strategy"])
+    resumed.load_state_dict(RunJournal(tmp_path / "run").load_checkpoint()["strategy"])
     task.space.set_depth(3)
     assert [a.to_json() for a in resumed.ask(4)] == [a.to_json() for a in strategy.ask(4)]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pynas.controller import Controller
-from pynas.search import Budget, RunDir, Search
+from pynas.search import Budget, RunJournal, Search
 from pynas.strategies import RandomSearch, Reinforce
 from pynas.tasks.cifar10 import TASK as CIFAR10
 from pynas.tasks.cifar10 import CIFAR10Child, depth_at
@@ -41,7 +41,7 @@ def read_log(run_dir):
 
 def search(run_dir, task, children, strategy=None):
     budget = Budget(children=children, batch_size=4, grads_per_update=1, child=TINY_CHILD)
-    run = RunDir(run_dir) if (run_dir / "run.json").exists() else RunDir.create(run_dir, {})
+    run = RunJournal(run_dir) if (run_dir / "run.json").exists() else RunJournal.create(run_dir, {})
     strategy = strategy or Reinforce(task.space, "paper", batch_size=4, seed=0)
     s = Search(run, task, strategy, budget)
     s.restore()
@@ -113,8 +113,8 @@ def test_resume_inside_a_deeper_batch(task, tmp_path):
     assert [r["arch"] for r in parts] == [r["arch"] for r in whole]
     assert [r["reward"] for r in parts] == [r["reward"] for r in whole]
     # the controller learned from the depth-3 batch exactly as in the uninterrupted run
-    a = RunDir(tmp_path / "whole").load_checkpoint()["strategy"]["controller"]
-    b = RunDir(tmp_path / "parts").load_checkpoint()["strategy"]["controller"]
+    a = RunJournal(tmp_path / "whole").load_checkpoint()["strategy"]["controller"]
+    b = RunJournal(tmp_path / "parts").load_checkpoint()["strategy"]["controller"]
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 

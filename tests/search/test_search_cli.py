@@ -130,9 +130,9 @@ def test_a_run_in_use_by_another_process_is_refused(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["--task", "toy", "--run-dir", str(run), "--children", "8", "--quiet"]) == 0
     capsys.readouterr()
-    from pynas.search import RunDir
+    from pynas.search import RunJournal
 
-    holder = RunDir.open(run)
+    holder = RunJournal.open(run)
     holder.lock()  # as if another search were running on it
     try:
         code, _, err = run_main(["--resume", str(run), "--quiet"], capsys)

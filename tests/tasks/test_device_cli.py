@@ -9,7 +9,7 @@ import torch
 
 from pynas.executors import options as execution
 from pynas.retrain import cli as retrain_cli
-from pynas.search import Budget, RunDir, Search, make_task
+from pynas.search import Budget, RunJournal, Search, make_task
 from pynas.search.cli import main as search_main
 from pynas.strategies import Reinforce
 from pynas.tasks.ptb import TASK as PTB
@@ -163,7 +163,7 @@ def cuda_run(tmp_path_factory, ptb_dir):
         "data_dir": str(ptb_dir),
     }
     task = make_task("ptb", child, seed=0, data_dir=str(ptb_dir))
-    run_dir = RunDir.create(path, meta)
+    run_dir = RunJournal.create(path, meta)
     strategy = Reinforce(task.space, batch_size=2, seed=0)
     run_dir.write_summary(Search(run_dir, task, strategy, Budget(2, 2, 1)).run_all())
     return path
