@@ -1,0 +1,156 @@
+"""One language model whose weights every base-N tree cell shares (SPEC §9).
+
+Every base-N cell of SPEC §2 reads the same leaf projections ``x·W_i + b_i`` and ``h·U_i``
+(i < N) and differs only in the parameter-free tree above them. So one set of parameters —
+embedding, per layer ``weight_ih [in, N·H]``, ``bias [N·H]``, ``weight_hh [H, N·H]``, and the
+decoder (tied to the embedding by default) — serves every architecture of the space. An
+architecture is a program (:func:`pynas.ops.stack_programs`); ``row_program [B]`` says which
+program each batch row runs, so one forward (one fused-op call per layer) trains or scores
+several architectures on disjoint rows.
+
+The parameters have the names and shapes of :class:`~pynas.children.language_model.
+CellLanguageModel`, so ``CellLanguageModel(arch, ...).load_state_dict(shared.state_dict())``
+(what :meth:`SharedCellLanguageModel.standalone` does) gives any architecture its standalone
+model with the shared weights.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from pynas.arch import RNNCell
+from pynas.children.language_model import CellLanguageModel, State
+from pynas.children.tree_rnn import DEFAULT_IMPL, IMPLS
+from pynas.ops.tree_cell import Programs, tree_cell_sequence, tree_cell_sequence_reference
+
+
+class SharedTreeCellLayer(nn.Module):
+    """One recurrent layer whose program is chosen per call and per batch row.
+
+    Same parameters and initialisation as :class:`~pynas.children.tree_rnn.TreeCellLayer`
+    (uniform ±1/√H), so a shared model and a standalone child start from one distribution.
+    """
+
+    def __init__(
+        self, base: int, input_size: int, hidden_size: int, impl: str = DEFAULT_IMPL
+    ) -> None:
+        super().__init__()
+        if impl not in IMPLS:
+            raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+        self.base = base
+        self.impl = impl
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        width = base * hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(input_size, width))
+        self.bias = nn.Parameter(torch.empty(width))
+        self.weight_hh = nn.Parameter(torch.empty(hidden_size, width))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for p in (self.weight_ih, self.bias, self.weight_hh):
+            nn.init.uniform_(p, -bound, bound)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        state: tuple[torch.Tensor, torch.Tensor],
+        programs: Programs,
+        row_program: torch.Tensor,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        steps, batch, _ = x.shape
+        h0, c0 = state
+        xproj = torch.addmm(self.bias, x.reshape(steps * batch, -1), self.weight_ih)
+        xproj = xproj.view(steps, batch, -1)
+        run = tree_cell_sequence if self.impl == "fused" else tree_cell_sequence_reference
+        out, h, c = run(programs, xproj, h0, c0, self.weight_hh, row_program=row_program)
+        return out, (h, c)
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}, base={self.base}, impl={self.impl}"
+
+
+class SharedCellLanguageModel(nn.Module):
+    """Embedding -> layers shared by every base-N cell -> decoder, as CellLanguageModel.
+
+    Dropout (``dropout``) is applied as in the standalone child: on the embedding output,
+    between layers and before the decoder, independently per element.
+    """
+
+    def __init__(
+        self,
+        base: int,
+        vocab_size: int,
+        hidden_size: int,
+        num_layers: int = 2,
+        dropout: float = 0.2,
+        tie_weights: bool = True,
+        impl: str = DEFAULT_IMPL,
+    ) -> None:
+        super().__init__()
+        self.base = base
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.dropout_p = dropout
+        self.tie_weights = tie_weights
+        self.impl = impl
+        self.embedding = nn.Embedding(vocab_size, hidden_size)
+        self.layers = nn.ModuleList(
+            SharedTreeCellLayer(base, hidden_size, hidden_size, impl=impl)
+            for _ in range(num_layers)
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.decoder = nn.Linear(hidden_size, vocab_size)
+        if tie_weights:
+            self.decoder.weight = self.embedding.weight
+        nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
+        nn.init.zeros_(self.decoder.bias)
+        if not tie_weights:
+            nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
+
+    def init_state(self, batch_size: int) -> State:
+        zeros = self.embedding.weight.new_zeros(batch_size, self.hidden_size)
+        return [(zeros, zeros) for _ in self.layers]
+
+    def hidden_states(
+        self, tokens: torch.Tensor, state: State, programs: Programs, row_program: torch.Tensor
+    ) -> tuple[torch.Tensor, State]:
+        """tokens [T, B] -> the last layer's output after dropout [T, B, H], new state.
+
+        Row b runs program ``row_program[b]`` of ``programs`` in every layer.
+        """
+        x = self.dropout(self.embedding(tokens))
+        new_state = []
+        for layer, layer_state in zip(self.layers, state, strict=True):
+            x, layer_state = layer(x, layer_state, programs, row_program)
+            x = self.dropout(x)
+            new_state.append(layer_state)
+        return x, new_state
+
+    def forward(
+        self, tokens: torch.Tensor, state: State, programs: Programs, row_program: torch.Tensor
+    ) -> tuple[torch.Tensor, State]:
+        """tokens [T, B] -> logits [T, B, vocab], new state (see :meth:`hidden_states`)."""
+        x, new_state = self.hidden_states(tokens, state, programs, row_program)
+        return self.decoder(x), new_state
+
+    def standalone(self, arch: RNNCell) -> CellLanguageModel:
+        """`arch`'s own :class:`CellLanguageModel` holding a copy of the shared weights."""
+        if arch.base != self.base:
+            raise ValueError(f"architecture has base {arch.base}, the shared model {self.base}")
+        model = CellLanguageModel(
+            arch,
+            self.vocab_size,
+            self.hidden_size,
+            num_layers=self.num_layers,
+            dropout=self.dropout_p,
+            tie_weights=self.tie_weights,
+            impl=self.impl,
+        ).to(self.embedding.weight)
+        model.load_state_dict(self.state_dict())
+        return model
