@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import math
 
-import torch
 from torch import nn
 
 from pynas.arch import RNNCell
-from pynas.children.language_model import State, hidden_for_param_budget
+from pynas.children.language_model import hidden_for_param_budget
+from pynas.children.word_language_model import State, WordLanguageModel
 
 #: Baseline layer kinds and the gates of each: an LSTM layer has 4 H x H blocks per input
 #: (input, forget, cell, output), a GRU 3 (reset, update, new); each block has two biases.
@@ -30,8 +30,27 @@ def _check_kind(kind: str) -> None:
         raise ValueError(f"baseline must be one of {list(BASELINES)}, got {kind!r}")
 
 
-class RNNLanguageModel(nn.Module):
-    """Word-level language model with ``nn.LSTM`` / ``nn.GRU`` layers (one module per layer).
+class _LSTMLayer(nn.LSTM):
+    """One ``nn.LSTM`` layer with the tree layers' call: ``(x, (h, c)) -> (out, (h, c))``."""
+
+    def forward(self, x, state):  # type: ignore[override]
+        h, c = state
+        out, (h_n, c_n) = super().forward(x, (h.unsqueeze(0), c.unsqueeze(0)))
+        return out, (h_n[0], c_n[0])
+
+
+class _GRULayer(nn.GRU):
+    """One ``nn.GRU`` layer with the tree layers' call; its empty ``c`` passes through."""
+
+    def forward(self, x, state):  # type: ignore[override]
+        h, c = state
+        out, h_n = super().forward(x, h.unsqueeze(0))
+        return out, (h_n[0], c)
+
+
+class RNNLanguageModel(WordLanguageModel):
+    """Word-level language model with ``nn.LSTM`` / ``nn.GRU`` layers (one module per layer,
+    dropout between them as for the tree cell).
 
     The state is, per layer, a pair ``(h, c)`` as for the tree cell; a GRU has no cell state,
     so its ``c`` is an empty ``[B, 0]`` tensor.
@@ -46,41 +65,22 @@ class RNNLanguageModel(nn.Module):
         dropout: float = 0.2,
         tie_weights: bool = True,
     ) -> None:
-        super().__init__()
         _check_kind(kind)
+        layer = _LSTMLayer if kind == "lstm" else _GRULayer
+        super().__init__(
+            vocab_size,
+            hidden_size,
+            lambda: nn.ModuleList(layer(hidden_size, hidden_size) for _ in range(num_layers)),
+            dropout,
+            tie_weights,
+        )
         self.kind = kind
-        self.hidden_size = hidden_size
-        layer = nn.LSTM if kind == "lstm" else nn.GRU
-        self.embedding = nn.Embedding(vocab_size, hidden_size)
-        self.layers = nn.ModuleList(layer(hidden_size, hidden_size) for _ in range(num_layers))
-        self.dropout = nn.Dropout(dropout)
-        self.decoder = nn.Linear(hidden_size, vocab_size)
-        if tie_weights:
-            self.decoder.weight = self.embedding.weight
-        nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
-        nn.init.zeros_(self.decoder.bias)
-        if not tie_weights:
-            nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
 
     def init_state(self, batch_size: int) -> State:
-        weight = self.embedding.weight
-        h = weight.new_zeros(batch_size, self.hidden_size)
-        c = weight.new_zeros(batch_size, self.hidden_size if self.kind == "lstm" else 0)
-        return [(h, c) for _ in self.layers]
-
-    def forward(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """tokens [T, B] -> logits [T, B, vocab], new state."""
-        x = self.dropout(self.embedding(tokens))
-        new_state = []
-        for layer, (h, c) in zip(self.layers, state, strict=True):
-            if self.kind == "lstm":
-                x, (h_n, c_n) = layer(x, (h.unsqueeze(0), c.unsqueeze(0)))
-                new_state.append((h_n[0], c_n[0]))
-            else:
-                x, h_n = layer(x, h.unsqueeze(0))
-                new_state.append((h_n[0], c))
-            x = self.dropout(x)
-        return self.decoder(x), new_state
+        if self.kind == "lstm":
+            return super().init_state(batch_size)
+        h = self.embedding.weight.new_zeros(batch_size, self.hidden_size)
+        return [(h, h.new_zeros(batch_size, 0)) for _ in self.layers]
 
 
 def count_parameters(

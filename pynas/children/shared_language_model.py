@@ -22,8 +22,9 @@ import torch
 from torch import nn
 
 from pynas.arch import RNNCell
-from pynas.children.language_model import CellLanguageModel, State
+from pynas.children.language_model import CellLanguageModel
 from pynas.children.tree_rnn import DEFAULT_IMPL, IMPLS
+from pynas.children.word_language_model import WordLanguageModel
 from pynas.ops.tree_cell import Programs, tree_cell_sequence, tree_cell_sequence_reference
 
 
@@ -74,11 +75,12 @@ class SharedTreeCellLayer(nn.Module):
         return f"{self.input_size}, {self.hidden_size}, base={self.base}, impl={self.impl}"
 
 
-class SharedCellLanguageModel(nn.Module):
+class SharedCellLanguageModel(WordLanguageModel):
     """Embedding -> layers shared by every base-N cell -> decoder, as CellLanguageModel.
 
-    Dropout (``dropout``) is applied as in the standalone child: on the embedding output,
-    between layers and before the decoder, independently per element.
+    ``forward(tokens, state, programs, row_program)``: row b runs program ``row_program[b]``
+    of ``programs`` in every layer. Dropout (``dropout``) is applied as in the standalone
+    child: on the embedding output, between layers and before the decoder.
     """
 
     def __init__(
@@ -91,53 +93,22 @@ class SharedCellLanguageModel(nn.Module):
         tie_weights: bool = True,
         impl: str = DEFAULT_IMPL,
     ) -> None:
-        super().__init__()
+        super().__init__(
+            vocab_size,
+            hidden_size,
+            lambda: nn.ModuleList(
+                SharedTreeCellLayer(base, hidden_size, hidden_size, impl=impl)
+                for _ in range(num_layers)
+            ),
+            dropout,
+            tie_weights,
+        )
         self.base = base
         self.vocab_size = vocab_size
-        self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.dropout_p = dropout
         self.tie_weights = tie_weights
         self.impl = impl
-        self.embedding = nn.Embedding(vocab_size, hidden_size)
-        self.layers = nn.ModuleList(
-            SharedTreeCellLayer(base, hidden_size, hidden_size, impl=impl)
-            for _ in range(num_layers)
-        )
-        self.dropout = nn.Dropout(dropout)
-        self.decoder = nn.Linear(hidden_size, vocab_size)
-        if tie_weights:
-            self.decoder.weight = self.embedding.weight
-        nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
-        nn.init.zeros_(self.decoder.bias)
-        if not tie_weights:
-            nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
-
-    def init_state(self, batch_size: int) -> State:
-        zeros = self.embedding.weight.new_zeros(batch_size, self.hidden_size)
-        return [(zeros, zeros) for _ in self.layers]
-
-    def hidden_states(
-        self, tokens: torch.Tensor, state: State, programs: Programs, row_program: torch.Tensor
-    ) -> tuple[torch.Tensor, State]:
-        """tokens [T, B] -> the last layer's output after dropout [T, B, H], new state.
-
-        Row b runs program ``row_program[b]`` of ``programs`` in every layer.
-        """
-        x = self.dropout(self.embedding(tokens))
-        new_state = []
-        for layer, layer_state in zip(self.layers, state, strict=True):
-            x, layer_state = layer(x, layer_state, programs, row_program)
-            x = self.dropout(x)
-            new_state.append(layer_state)
-        return x, new_state
-
-    def forward(
-        self, tokens: torch.Tensor, state: State, programs: Programs, row_program: torch.Tensor
-    ) -> tuple[torch.Tensor, State]:
-        """tokens [T, B] -> logits [T, B, vocab], new state (see :meth:`hidden_states`)."""
-        x, new_state = self.hidden_states(tokens, state, programs, row_program)
-        return self.decoder(x), new_state
 
     def standalone(self, arch: RNNCell) -> CellLanguageModel:
         """`arch`'s own :class:`CellLanguageModel` holding a copy of the shared weights."""
