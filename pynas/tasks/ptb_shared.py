@@ -55,6 +55,7 @@ FAILED_TOLD: float | None = FAILURE_REWARD
 # Reasons a training row is masked (see StepReport.reasons).
 NONFINITE_LOSS = "non-finite loss"
 LOSS_ABOVE_LIMIT = "loss above limit"
+LOSS_OUTLIER = "loss far above the step's median"
 NONFINITE_STATE = "non-finite state"
 NONFINITE_GRADIENT = "non-finite gradient"
 # A step runs at most this many forward passes: the first, and one more after each round of
@@ -82,6 +83,10 @@ class SharedConfig:
     # A row (or scored architecture) diverges when its mean loss per token is non-finite or
     # above this multiple of ln(vocab), the loss of the uniform model (2: ppl above vocab²).
     loss_limit_factor: float = 2.0
+    # An architecture whose mean row loss is more than this many nats above the median
+    # architecture's in the step is masked for the step (None: off): its gradient would
+    # dominate the clipped update of the weights every architecture shares.
+    outlier_nats: float | None = 1.0
     eval_batch_size: int = 10  # validation rows per scored architecture
     score_windows: int = 2  # BPTT windows per score() call (2 x 35 x 10 = 700 tokens)
     train_tokens: int | None = None  # use only the first N training tokens
@@ -101,6 +106,8 @@ class SharedConfig:
             raise ValueError(f"score_windows must be >= 1, got {self.score_windows}")
         if not self.loss_limit_factor > 0:
             raise ValueError(f"loss_limit_factor must be > 0, got {self.loss_limit_factor}")
+        if self.outlier_nats is not None and not self.outlier_nats > 0:
+            raise ValueError(f"outlier_nats must be > 0 or None, got {self.outlier_nats}")
 
     def with_(self, **changes: Any) -> SharedConfig:
         return replace(self, **changes)
@@ -123,6 +130,9 @@ class StepReport:
     rows: list[int]
     masked_rows: list[int]
     reasons: list[dict[str, int]]  # per architecture: masked rows by reason
+    # per architecture: mean loss per token of its rows in the last forward (None: no finite
+    # row in it), masked rows included
+    losses: list[float | None]
 
     @property
     def failed(self) -> list[bool]:
@@ -231,11 +241,12 @@ class SharedEngine:
     def train_step(self, archs: Sequence[RNNCell]) -> StepReport:
         """One SGD step on the next training window; row b runs ``archs[row_program[b]]``.
 
-        Rows whose loss is non-finite or above the limit, or whose new state is non-finite,
-        are masked and the step re-run without them; if the gradient is still non-finite, the
-        rows whose state gradient is non-finite are masked and the step re-run once more, and
-        the step is skipped when no row can be blamed. Masked rows start the next window from
-        a zero state.
+        Rows whose loss is non-finite or whose new state is non-finite are masked and the step
+        re-run without them. Rows whose loss is above the limit, and the rows of architectures
+        far above the step's median loss (``outlier_nats``), are masked (left out of the
+        loss). If the gradient is still non-finite, the rows whose state gradient is
+        non-finite are masked and the step re-run once more; the step is skipped when no row
+        can be blamed. Masked rows start the next window from a zero state.
         """
         config = self.config
         programs = self._programs(archs)
@@ -249,6 +260,7 @@ class SharedEngine:
             grad_norm=None, skipped=None, attempts=0,
             rows=torch.bincount(row_program, minlength=len(archs)).tolist(),
             masked_rows=[0] * len(archs), reasons=[Counter() for _ in archs],
+            losses=[None] * len(archs),
         )  # fmt: skip
         keep = torch.ones(batch, dtype=torch.bool)
 
@@ -278,6 +290,7 @@ class SharedEngine:
             )
             token_loss = token_loss.view(targets.shape[0], -1)
             row_loss = token_loss.detach().mean(dim=0)
+            report.losses = _program_means(row_loss, row_program[rows], len(archs))
             nonfinite = ~torch.isfinite(row_loss)
             bad_state = ~nonfinite & ~_finite_rows(new_state)
             if nonfinite.any() or bad_state.any():
@@ -290,6 +303,9 @@ class SharedEngine:
             # Finite rows above the limit only drop out of the loss: their gradient is 0.
             above = row_loss > self.loss_limit
             mask(rows[above], LOSS_ABOVE_LIMIT)
+            outliers = self._outliers(row_loss, row_program[rows], ~above)
+            mask(rows[outliers], LOSS_OUTLIER)
+            above |= outliers
             if above.all():
                 report.skipped = "every row masked"
                 break
@@ -312,6 +328,25 @@ class SharedEngine:
         self._carry(rows, keep, new_state, row_programs)
         self._count(report)
         return report
+
+    def _outliers(
+        self, row_loss: torch.Tensor, row_program: torch.Tensor, valid: torch.Tensor
+    ) -> torch.Tensor:
+        """Rows of the architectures whose mean loss over their `valid` rows is more than
+        ``outlier_nats`` above the median architecture's."""
+        outliers = torch.zeros_like(valid)
+        if self.config.outlier_nats is None:
+            return outliers
+        programs = row_program[valid].unique()
+        if programs.numel() < 2:
+            return outliers
+        means = torch.stack([row_loss[valid & (row_program == p)].mean() for p in programs])
+        # the lower median: with two architectures, the better one is the reference
+        limit = means.median() + self.config.outlier_nats
+        for program, mean in zip(programs, means, strict=True):
+            if mean > limit:
+                outliers |= valid & (row_program == program)
+        return outliers
 
     def _carry(self, rows, keep, new_state, row_programs) -> None:
         """The state of the next window: the last forward's, zero for masked rows."""
@@ -466,6 +501,17 @@ class SharedEngine:
         self.row_programs = None if rows is None else rows.clone()
         self.totals = Totals.from_dict(state["totals"])
         torch.set_rng_state(state["torch_rng"])
+
+
+def _program_means(
+    row_loss: torch.Tensor, row_program: torch.Tensor, count: int
+) -> list[float | None]:
+    """Mean of the finite `row_loss` of each of `count` programs (None: no finite row)."""
+    out: list[float | None] = []
+    for program in range(count):
+        values = row_loss[(row_program == program) & torch.isfinite(row_loss)]
+        out.append(float(values.mean()) if values.numel() else None)
+    return out
 
 
 def _finite_rows(state: Sequence[tuple[torch.Tensor | None, torch.Tensor | None]]) -> torch.Tensor:

@@ -28,7 +28,7 @@ from pynas.tasks.result import FAILURE_REWARD, ChildResult
 NAS = NAMED_CELLS["nas_cell"]
 TINY = SharedConfig(
     hidden=16, batch_size=8, bptt=10, lr=10.0, train_tokens=20_000, valid_tokens=2_000,
-    eval_batch_size=4,
+    eval_batch_size=4, outlier_nats=None,
 )  # fmt: skip
 
 
@@ -95,8 +95,9 @@ def test_without_isolation_the_exploding_cell_poisons_every_weight(corpus):
     assert not all_finite(engine.model)
 
 
-def test_exploding_cells_are_masked_and_the_others_keep_learning(corpus):
-    engine = exploding_engine(corpus)
+@pytest.mark.parametrize("outlier_nats", [None, 1.0])
+def test_exploding_cells_are_masked_and_the_others_keep_learning(corpus, outlier_nats):
+    engine = exploding_engine(corpus, TINY.with_(outlier_nats=outlier_nats))
     archs = [NAS, SUM_CELL, TANH_CELL]
     before = ppls(engine.rank([NAS, TANH_CELL]))
     reports = [engine.train_step(archs) for _ in range(40)]
@@ -116,6 +117,27 @@ def test_exploding_cells_are_masked_and_the_others_keep_learning(corpus):
     scored = engine.score([SUM_CELL, NAS])
     assert scored[0].status == "failed" and "shared weights" in scored[0].reason
     assert scored[0].reward == FAILURE_REWARD and scored[1].ok
+
+
+def test_architectures_far_above_the_median_loss_are_masked(corpus):
+    """lr 0, no dropout: the step's losses per architecture are known from a run without the
+    rule; with it, the architecture above median + outlier_nats drops out of the loss."""
+    config = TINY.with_(lr=0.0, dropout=0.0)
+    archs = [NAS, TANH_CELL, uniform_cell(("add", "sigmoid"), ("add", "sigmoid"))]
+    losses = SharedEngine(config, corpus).train_step(archs).losses
+    assert len(set(losses)) == 3
+    worst = max(range(3), key=lambda k: losses[k])
+    report = SharedEngine(config.with_(outlier_nats=1e-6), corpus).train_step(archs)
+    assert report.losses == losses
+    assert report.masked_rows == [report.rows[k] if k == worst else 0 for k in range(3)]
+    assert report.reasons[worst] == {"loss far above the step's median": report.rows[worst]}
+    kept = [k for k in range(3) if k != worst]
+    want = sum(losses[k] * report.rows[k] for k in kept) / sum(report.rows[k] for k in kept)
+    assert report.loss == pytest.approx(want, rel=1e-5)
+    # one architecture has no median to be compared with
+    strict = SharedEngine(config.with_(outlier_nats=1e-6), corpus)
+    alone = strict.train_step([archs[worst]])
+    assert alone.skipped is None and alone.masked_rows == [0]
 
 
 def _poison_rows(engine: SharedEngine, program: int, backward_only: bool, monkeypatch) -> None:
