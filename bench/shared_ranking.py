@@ -104,6 +104,7 @@ def stage_train(args, corpus, out: Path) -> SharedEngine:
     config = SharedConfig(
         hidden=args.hidden, batch_size=args.batch_size, lr=args.lr, dropout=args.dropout,
         carry_state=args.carry, seed=args.seed, outlier_nats=args.outlier_nats or None,
+        clip_per_arch=args.clip_per_arch,
     )  # fmt: skip
     if path.exists():
         engine, seconds = load_engine(path, corpus)
@@ -241,6 +242,7 @@ def main() -> None:
     p.add_argument("--dropout", type=float, default=SharedConfig.dropout)
     p.add_argument("--carry", default=SharedConfig.carry_state, choices=("keep", "reset"))
     p.add_argument("--outlier-nats", type=float, default=SharedConfig.outlier_nats, help="0: off")
+    p.add_argument("--clip-per-arch", action="store_true", help="SharedConfig.clip_per_arch")
     p.add_argument("--probe-every", type=int, default=50)
     p.add_argument("--candidates", type=int, default=100)
     p.add_argument("--top", type=int, default=6)

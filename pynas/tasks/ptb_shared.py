@@ -87,6 +87,11 @@ class SharedConfig:
     # architecture's in the step is masked for the step (None: off): its gradient would
     # dominate the clipped update of the weights every architecture shares.
     outlier_nats: float | None = 1.0
+    # Clip each architecture's gradient through the layers and the embedding separately (to
+    # ``clip``, as if it were trained alone, as ENAS trains one architecture per step) and the
+    # decoder's once. Runs one fused-op call per architecture and layer instead of one per
+    # layer, so a bad architecture's gradient cannot shrink the others' update.
+    clip_per_arch: bool = False
     eval_batch_size: int = 10  # validation rows per scored architecture
     score_windows: int = 2  # BPTT windows per score() call (2 x 35 x 10 = 700 tokens)
     train_tokens: int | None = None  # use only the first N training tokens
@@ -284,7 +289,12 @@ class SharedEngine:
                 (h[rows].detach().requires_grad_(), c[rows].detach().requires_grad_())
                 for h, c in state
             ]
-            logits, new_state = self.model(inputs[:, rows], start, programs, row_program[rows])
+            if config.clip_per_arch:
+                logits, new_state, split = self._forward_split(
+                    inputs[:, rows], start, programs, row_program[rows]
+                )
+            else:
+                logits, new_state = self.model(inputs[:, rows], start, programs, row_program[rows])
             token_loss = nn.functional.cross_entropy(
                 logits.view(-1, logits.shape[-1]), targets[:, rows].reshape(-1), reduction="none"
             )
@@ -311,13 +321,16 @@ class SharedEngine:
                 break
             loss = token_loss[:, ~above].mean()
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            norm = float(nn.utils.clip_grad_norm_(params, config.clip))
+            if config.clip_per_arch:
+                norm, blamed = self._backward_split(loss, split, ~above)
+            else:
+                loss.backward()
+                norm = float(nn.utils.clip_grad_norm_(params, config.clip))
+                blamed = ~_finite_rows([(h.grad, c.grad) for h, c in start])
             if math.isfinite(norm):
                 report.loss, report.grad_norm = loss.item(), norm
                 self.optimizer.step()
                 break
-            blamed = ~_finite_rows([(h.grad, c.grad) for h, c in start])
             self.optimizer.zero_grad(set_to_none=True)
             if not blamed.any():
                 report.skipped = NONFINITE_GRADIENT + " (no row to blame)"
@@ -328,6 +341,79 @@ class SharedEngine:
         self._carry(rows, keep, new_state, row_programs)
         self._count(report)
         return report
+
+    def _forward_split(
+        self,
+        tokens: torch.Tensor,
+        start: list[tuple[torch.Tensor, torch.Tensor]],
+        programs: torch.Tensor,
+        row_program: torch.Tensor,
+    ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]], _Split]:
+        """The model's forward with one layer call per architecture, each on its own alias of
+        the layer parameters (so each gets its own gradient) and the embedding output detached
+        (so its gradient can be scaled per row before it reaches the embedding)."""
+        model = self.model
+        embedded = model.dropout(model.embedding(tokens))
+        split = _Split(embedded, embedded.detach().requires_grad_())
+        tops, states = [], []
+        for program in row_program.unique().tolist():  # ascending: rows come in this order
+            idx = (row_program == program).nonzero().flatten()
+            one = torch.zeros(idx.numel(), dtype=torch.int64)
+            x, layer_states, aliases = split.embedded_leaf[:, idx], [], []
+            for layer, (h, c) in zip(model.layers, start, strict=True):
+                params = {n: p.detach().requires_grad_() for n, p in layer.named_parameters()}
+                x, layer_state = torch.func.functional_call(
+                    layer, params, (x, (h[idx], c[idx]), programs[program : program + 1], one)
+                )
+                x = model.dropout(x)
+                layer_states.append(layer_state)
+                aliases.append(params)
+            split.groups.append((idx, aliases))
+            tops.append(x)
+            states.append(layer_states)
+        new_state = [
+            (torch.cat([s[i][0] for s in states]), torch.cat([s[i][1] for s in states]))
+            for i in range(len(model.layers))
+        ]
+        return model.decoder(torch.cat(tops, dim=1)), new_state, split
+
+    def _backward_split(
+        self, loss: torch.Tensor, split: _Split, kept: torch.Tensor
+    ) -> tuple[float, torch.Tensor]:
+        """Backward of :meth:`_forward_split`'s loss, clipping the decoder's gradient and each
+        architecture's (layers + embedding) separately. Returns the norm of the gradient
+        applied (nan if not finite) and the rows to blame for a non-finite gradient."""
+        clip = self.config.clip
+        loss.backward()
+        decoder = self.model.decoder
+        decoder_norm = float(nn.utils.clip_grad_norm_([decoder.weight, decoder.bias], clip))
+        blamed = torch.zeros_like(kept)
+        embedded_grad = split.embedded_leaf.grad
+        factors = torch.ones(kept.numel())
+        scales = []
+        for idx, aliases in split.groups:
+            squares = sum(float(p.grad.square().sum()) for a in aliases for p in a.values())
+            squares += float(embedded_grad[:, idx].square().sum())
+            norm = math.sqrt(squares)
+            if not math.isfinite(norm):
+                blamed[idx] = True
+                continue
+            # the architecture's share of the mean loss: clip its own mean-loss gradient
+            share = float(kept[idx].sum()) / float(kept.sum())
+            own = norm / share if share > 0 else 0.0
+            factors[idx] = min(1.0, clip / own) if own > 0 else 1.0
+            scales.append(factors[idx[0]].item())
+        if blamed.any() or not math.isfinite(decoder_norm):
+            return math.nan, blamed
+        for layer_index, layer in enumerate(self.model.layers):
+            for name, param in layer.named_parameters():
+                param.grad = sum(
+                    scale * aliases[layer_index][name].grad
+                    for scale, (_, aliases) in zip(scales, split.groups, strict=True)
+                )
+        split.embedded.backward(embedded_grad * factors[None, :, None])
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        return float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))), blamed
 
     def _outliers(
         self, row_loss: torch.Tensor, row_program: torch.Tensor, valid: torch.Tensor
@@ -501,6 +587,16 @@ class SharedEngine:
         self.row_programs = None if rows is None else rows.clone()
         self.totals = Totals.from_dict(state["totals"])
         torch.set_rng_state(state["torch_rng"])
+
+
+@dataclass
+class _Split:
+    """What :meth:`SharedEngine._forward_split` hands to its backward."""
+
+    embedded: torch.Tensor  # the embedding output (after dropout), attached to the embedding
+    embedded_leaf: torch.Tensor  # the same values, detached: the layers' input
+    # per architecture: its rows (in the step's subset) and, per layer, its parameter aliases
+    groups: list[tuple[torch.Tensor, list[dict[str, torch.Tensor]]]] = field(default_factory=list)
 
 
 def _program_means(

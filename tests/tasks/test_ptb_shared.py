@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from pynas.arch import NAMED_CELLS, RNNCell
+from pynas.children.language_model import CellLanguageModel
 from pynas.ops import stack_programs
 from pynas.spaces import RNNCellSpace
 from pynas.tasks.ptb import evaluate_ppl, load_corpus
@@ -95,9 +96,9 @@ def test_without_isolation_the_exploding_cell_poisons_every_weight(corpus):
     assert not all_finite(engine.model)
 
 
-@pytest.mark.parametrize("outlier_nats", [None, 1.0])
-def test_exploding_cells_are_masked_and_the_others_keep_learning(corpus, outlier_nats):
-    engine = exploding_engine(corpus, TINY.with_(outlier_nats=outlier_nats))
+@pytest.mark.parametrize("outlier_nats, split", [(None, False), (None, True)])
+def test_exploding_cells_are_masked_and_the_others_keep_learning(corpus, outlier_nats, split):
+    engine = exploding_engine(corpus, TINY.with_(outlier_nats=outlier_nats, clip_per_arch=split))
     archs = [NAS, SUM_CELL, TANH_CELL]
     before = ppls(engine.rank([NAS, TANH_CELL]))
     reports = [engine.train_step(archs) for _ in range(40)]
@@ -311,3 +312,68 @@ def test_bad_settings_and_architectures_are_refused(corpus):
         engine.train_step([base4])
     with pytest.raises(ValueError, match="cannot split 8 batch rows between 9"):
         engine.train_step([NAS] * 9)
+
+
+# ----- per-architecture clipping ---------------------------------------------------------------
+
+
+def _step_delta(engine: SharedEngine, archs) -> dict[str, torch.Tensor]:
+    before = {n: p.detach().clone() for n, p in engine.model.named_parameters()}
+    report = engine.train_step(archs)
+    assert report.skipped is None and report.masked_rows == [0] * len(archs)
+    return {n: p.detach() - before[n] for n, p in engine.model.named_parameters()}
+
+
+ARCHS3 = [NAS, TANH_CELL, uniform_cell(("add", "sigmoid"), ("elem_mult", "tanh"))]
+
+
+def test_split_step_without_clipping_equals_the_fused_step(corpus):
+    config = TINY.with_(dropout=0.0, lr=1.0, clip=1e9)
+    fused = _step_delta(SharedEngine(config, corpus), ARCHS3)
+    split = _step_delta(SharedEngine(config.with_(clip_per_arch=True), corpus), ARCHS3)
+    for name, delta in fused.items():
+        torch.testing.assert_close(split[name], delta, rtol=1e-4, atol=1e-7, msg=name)
+
+
+def test_split_step_clips_each_architecture_separately(corpus):
+    """The update == each architecture's own gradient through the layers and the embedding
+    (from its own CellLanguageModel on its rows) clipped to `clip`, weighted by its share of
+    the rows, plus the decoder's gradient clipped once."""
+    config = TINY.with_(dropout=0.0, lr=1.0, clip=0.05, tie_weights=False, clip_per_arch=True)
+    engine = SharedEngine(config, corpus)
+    weights = {n: p.detach().clone() for n, p in engine.model.state_dict().items()}
+    window = engine.train_data[: config.bptt + 1]
+    delta = _step_delta(engine, ARCHS3)
+
+    row_program = rows_per_program(3, config.batch_size)
+    want: dict[str, torch.Tensor] = {n: torch.zeros_like(w) for n, w in weights.items()}
+    decoder = {"decoder.weight": 0.0, "decoder.bias": 0.0}
+    for k, arch in enumerate(ARCHS3):
+        rows = (row_program == k).nonzero().flatten()
+        model = CellLanguageModel(arch, corpus.vocab_size, config.hidden, dropout=0.0,
+                                  tie_weights=False, impl="reference")  # fmt: skip
+        model.load_state_dict(weights)
+        embedded = []
+        model.embedding.register_forward_hook(lambda m, i, out, store=embedded: store.append(out))
+        logits, _ = model(window[:-1, rows], model.init_state(rows.numel()))
+        loss = nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), window[1:, rows].reshape(-1)
+        )
+        params = dict(model.named_parameters())
+        names = [n for n in params if not n.startswith("decoder")]
+        grads = torch.autograd.grad(loss, [params[n] for n in names] + embedded, retain_graph=True)
+        clipped_norm = torch.linalg.vector_norm(
+            torch.stack([g.norm() for g in grads[1:]])  # layers and the embedding's output
+        )
+        factor = min(1.0, config.clip / float(clipped_norm))
+        share = rows.numel() / config.batch_size
+        for name, grad in zip(names, grads, strict=False):
+            want[name] += share * factor * grad
+        decoder_grads = torch.autograd.grad(loss, [params[n] for n in decoder])
+        for name, grad in zip(decoder, decoder_grads, strict=True):
+            decoder[name] = decoder[name] + share * grad
+    decoder_norm = torch.linalg.vector_norm(torch.stack([g.norm() for g in decoder.values()]))
+    for name, grad in decoder.items():
+        want[name] = grad * min(1.0, config.clip / float(decoder_norm))
+    for name, d in delta.items():
+        torch.testing.assert_close(d, -want[name], rtol=1e-4, atol=1e-7, msg=name)
