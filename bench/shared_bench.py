@@ -9,18 +9,23 @@
   Methods alternate, medians are reported.
 * ``score``: architectures scored per second by ``SharedEngine.score`` batched (m per call)
   vs one per call, and where the time goes: the layers vs the decoder + softmax.
+* ``domination``: with a trained engine (``--engine``), each of 64 random cells alone on one
+  window: its loss and the norm of its own gradient, by loss band — how far a bad but finite
+  cell's gradient outweighs a normal one's under one global clip.
 * ``slices``: with a trained engine (``--engine``, written by bench/shared_ranking.py), how
   well short validation slices rank architectures compared with the whole validation split
   (Kendall tau, Spearman rho, top-k overlap) and what they cost.
 
     python bench/shared_bench.py --what train,score --threads 1
     python bench/shared_bench.py --what slices --engine runs/shared_rank/engine.pt --threads 1
+    python bench/shared_bench.py --what domination --engine runs/shared_rank/engine.pt
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import random
 import statistics
@@ -168,9 +173,54 @@ def bench_slices(engine: SharedEngine, archs: list[RNNCell], shapes: list[tuple[
               f"{top_overlap(ppl, full, 5)} |")  # fmt: skip
 
 
+def bench_domination(engine: SharedEngine, count: int, seed: int) -> None:
+    """Each of `count` random cells alone on 8 rows of one training window (zero state): its
+    mean loss and the norm of its own gradient (all parameters, before clipping)."""
+    space, rng = RNNCellSpace(engine.config.base), random.Random(seed)
+    model = engine.model
+    model.train()
+    inputs, targets = engine._next_window()
+    rows = min(8, inputs.shape[1])
+    one = torch.zeros(rows, dtype=torch.int64)
+    found = []
+    for _ in range(count):
+        arch = space.to_arch(space.sample(rng))
+        logits, _ = model(inputs[:, :rows], model.init_state(rows), stack_programs([arch]), one)
+        loss = nn.functional.cross_entropy(
+            logits.view(-1, logits.shape[-1]), targets[:, :rows].reshape(-1)
+        )
+        model.zero_grad(set_to_none=True)
+        norm = float("nan")
+        if torch.isfinite(loss):
+            loss.backward()
+            grads = [p.grad.norm() for p in model.parameters() if p.grad is not None]
+            norm = float(torch.linalg.vector_norm(torch.stack(grads)))
+        found.append((float(loss.detach()), norm))
+    model.zero_grad(set_to_none=True)
+    best = min(loss for loss, _ in found if loss == loss)
+    edges = [best + d for d in (0.5, 1.0, 2.0)] + [engine.loss_limit, math.inf]
+    bands, low = [], -math.inf
+    for high in edges:
+        bands.append((low, high, [g for loss, g in found if low <= loss < high and g == g]))
+        low = high
+    reference = statistics.median(bands[0][2])
+    print(f"\n{count} random cells, one window each (8 rows); best loss {best:.2f}; reference:"
+          f" median gradient norm within 0.5 nats of the best, {reference:.3g}")  # fmt: skip
+    print("| loss band (nats) | cells | median grad norm | max grad norm | max ÷ reference |")
+    print("|---|---:|---:|---:|---:|")
+    for lo, hi, norms in bands:
+        if norms:
+            print(f"| [{lo:.2f}, {hi:.2f}) | {len(norms)} | {statistics.median(norms):.3g} | "
+                  f"{max(norms):.3g} | {max(norms) / reference:.3g} |")  # fmt: skip
+    bad = sum(1 for loss, g in found if not (g == g and loss == loss))
+    print(f"non-finite loss or gradient: {bad} of {count}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--what", default="train,score", help="train, score, slices (comma list)")
+    p.add_argument(
+        "--what", default="train,score", help="train, score, slices, domination (comma list)"
+    )
     p.add_argument("--data-dir", default=str(DEFAULT_DATA))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--reps", type=int, default=7)
@@ -201,10 +251,13 @@ def main() -> None:
             bench_train(engines, pool, args.reps, rng)
         if "score" in what:
             bench_score(engine, pool, args.reps, args.per_call)
-    if "slices" in what:
+    if what & {"slices", "domination"}:
         state = torch.load(args.engine, weights_only=False)
         engine = SharedEngine(SharedConfig(**state["config"]), corpus)
         engine.load_state_dict(state)
+    if "domination" in what:
+        bench_domination(engine, 64, args.seed)
+    if "slices" in what:
         if args.archs:
             lines = Path(args.archs).read_text().splitlines()
             archs = [RNNCell.from_dict(json.loads(line)["arch"]) for line in lines if line]
