@@ -120,7 +120,11 @@ def stage_train(args, corpus, out: Path) -> SharedEngine:
     limit_seconds = args.train_minutes * 60 if args.train_minutes else math.inf
     start = time.monotonic() - seconds
     while engine.totals.steps < limit_steps and time.monotonic() - start < limit_seconds:
-        report = engine.train_step([space.to_arch(space.sample(rng)) for _ in range(args.m)])
+        if args.train_on == "random":
+            archs = [space.to_arch(space.sample(rng)) for _ in range(args.m)]
+        else:  # one named cell: the shared model as a plain child, for comparison
+            archs = [NAMED_CELLS[args.train_on]]
+        report = engine.train_step(archs)
         append_jsonl(out / "train.jsonl", {
             "step": report.step, "epoch": report.epoch, "loss": report.loss,
             "masked": sum(report.masked_rows), "failed_archs": sum(report.failed),
@@ -236,6 +240,12 @@ def main() -> None:
     p.add_argument("--train-minutes", type=float, default=0, help="shared training time")
     p.add_argument("--train-steps", type=int, default=0, help="or a number of steps")
     p.add_argument("--m", type=int, default=8, help="architectures per training step")
+    p.add_argument(
+        "--train-on",
+        default="random",
+        choices=["random", *NAMED_CELLS],
+        help="uniformly random cells (m per step) or one named cell alone",
+    )
     p.add_argument("--hidden", type=int, default=200)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=SharedConfig.lr)
