@@ -4,10 +4,11 @@ Stages (each writes into --out and is skipped when its output is there, so a sto
 continues where it stopped):
 
 1. ``train``: train the shared model (``SharedEngine``) on uniformly random base-8 cells, m per
-   step, for --train-steps steps or --train-minutes minutes. ``train.jsonl``: one line per
-   step (loss, masked rows, skipped); ``probe.jsonl``: every --probe-every steps, the
-   shared-weight ppl of a fixed probe set (the NAS cell, random cells, two cells built to
-   explode) on the first 2,800 validation tokens. ``engine.pt``: the engine's state_dict.
+   step (or on one named cell alone: --train-on nas_cell), for --train-steps steps or
+   --train-minutes minutes. ``train.jsonl``: one line per step (loss, masked rows, skipped);
+   ``probe.jsonl``: every --probe-every steps, the shared-weight ppl of a fixed probe set (the
+   NAS cell, random cells, two cells built to explode) on the first 2,800 validation tokens.
+   ``engine.pt``: the engine's state_dict.
 2. ``select``: score --candidates random cells with the shared weights on the first 8
    validation windows (10 rows) and keep the --top best ("sampled": what random search with
    weight sharing would pick), --random others drawn uniformly, and the NAS cell ->
