@@ -76,7 +76,7 @@ def plain_step(engine: SharedEngine, archs: list[RNNCell]) -> None:
 def bench_train(
     engines: dict[str, SharedEngine], pool: list[RNNCell], reps: int, rng: random.Random
 ) -> None:
-    """engines: "engine" (the default settings), "plain" (for plain_step), "split"
+    """engines: "engine" (one op call per layer), "plain" (for plain_step), "split"
     (clip_per_arch)."""
     config = engines["engine"].config
     tokens = config.batch_size * config.bptt
@@ -239,7 +239,7 @@ def main() -> None:
         # lr 0: the weights stay those the pool was screened with, so no timed step masks
         # rows (a step does the same work at any learning rate); no outlier masking, which
         # changes no work either (outliers are left out of the loss, not out of the pass).
-        config = SharedConfig(lr=0.0, outlier_nats=None)
+        config = SharedConfig(batch_size=64, lr=0.0, outlier_nats=None, clip_per_arch=False)
         engine = SharedEngine(config, corpus)
         pool = stable_pool(engine, 32, args.seed)
         if "train" in what:

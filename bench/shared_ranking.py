@@ -248,12 +248,17 @@ def main() -> None:
         help="uniformly random cells (m per step) or one named cell alone",
     )
     p.add_argument("--hidden", type=int, default=200)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=SharedConfig.batch_size)
     p.add_argument("--lr", type=float, default=SharedConfig.lr)
     p.add_argument("--dropout", type=float, default=SharedConfig.dropout)
     p.add_argument("--carry", default=SharedConfig.carry_state, choices=("keep", "reset"))
     p.add_argument("--outlier-nats", type=float, default=SharedConfig.outlier_nats, help="0: off")
-    p.add_argument("--clip-per-arch", action="store_true", help="SharedConfig.clip_per_arch")
+    p.add_argument(
+        "--clip-per-arch",
+        action=argparse.BooleanOptionalAction,
+        default=SharedConfig.clip_per_arch,
+        help="SharedConfig.clip_per_arch",
+    )
     p.add_argument("--probe-every", type=int, default=50)
     p.add_argument("--candidates", type=int, default=100)
     p.add_argument("--top", type=int, default=6)

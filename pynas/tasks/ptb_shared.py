@@ -72,7 +72,9 @@ class SharedConfig:
     base: int = 8
     hidden: int = 200
     num_layers: int = 2
-    batch_size: int = 64  # training rows per step, split between the step's architectures
+    # Training rows per step, split between the step's architectures. 16, not ENAS's 64: at a
+    # fixed time, more and smaller steps train the shared weights further (docs/weight-sharing.md).
+    batch_size: int = 16
     bptt: int = 35
     lr: float = 20.0
     clip: float = 0.25
@@ -86,12 +88,12 @@ class SharedConfig:
     # An architecture whose mean row loss is more than this many nats above the median
     # architecture's in the step is masked for the step (None: off): its gradient would
     # dominate the clipped update of the weights every architecture shares.
-    outlier_nats: float | None = 1.0
+    outlier_nats: float | None = None
     # Clip each architecture's gradient through the layers and the embedding separately (to
     # ``clip``, as if it were trained alone, as ENAS trains one architecture per step) and the
     # decoder's once. Runs one fused-op call per architecture and layer instead of one per
     # layer, so a bad architecture's gradient cannot shrink the others' update.
-    clip_per_arch: bool = False
+    clip_per_arch: bool = True
     eval_batch_size: int = 10  # validation rows per scored architecture
     score_windows: int = 2  # BPTT windows per score() call (2 x 35 x 10 = 700 tokens)
     train_tokens: int | None = None  # use only the first N training tokens

@@ -29,7 +29,7 @@ from pynas.tasks.result import FAILURE_REWARD, ChildResult
 NAS = NAMED_CELLS["nas_cell"]
 TINY = SharedConfig(
     hidden=16, batch_size=8, bptt=10, lr=10.0, train_tokens=20_000, valid_tokens=2_000,
-    eval_batch_size=4, outlier_nats=None,
+    eval_batch_size=4, outlier_nats=None, clip_per_arch=False,
 )  # fmt: skip
 
 
