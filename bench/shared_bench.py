@@ -2,8 +2,9 @@
 
 * ``train``: tokens/s of ``SharedEngine.train_step`` (embedding, both layers, decoder, loss,
   backward, clip, SGD step, isolation checks) with m = 1, 4, 8, 16 architectures per batch
-  at the same batch (H = 200, B = 64, T = 35), of a plain step without isolation (m = 8), and
-  of a step with ``clip_per_arch`` (one op call per architecture and layer, m = 8).
+  at the same batch (H = 200, B = 64 or --batch-size, T = 35), of a plain step without
+  isolation (m = 8), and of a step with ``clip_per_arch`` (one op call per architecture and
+  layer, m = 8).
   Architectures are random base-8 cells screened to score finite, and the learning rate is 0
   so that they stay so (no masking while timed; a timed step that masked is reported).
   Methods alternate, medians are reported.
@@ -17,6 +18,7 @@
   (Kendall tau, Spearman rho, top-k overlap) and what they cost.
 
     python bench/shared_bench.py --what train,score --threads 1
+    python bench/shared_bench.py --what train --batch-size 16 --threads 1
     python bench/shared_bench.py --what slices --engine runs/shared_rank/engine.pt --threads 1
     python bench/shared_bench.py --what domination --engine runs/shared_rank/engine.pt
 """
@@ -160,7 +162,7 @@ def bench_slices(engine: SharedEngine, archs: list[RNNCell], shapes: list[tuple[
     full_seconds = time.perf_counter() - start
     close = [i for i, p in enumerate(full) if p <= 2 * min(full)]
     print(f"\n{len(archs)} architectures ({len(close)} close); whole validation split: "
-          f"{full_seconds:.1f} s; ppl {sorted(round(p) for p in full)}")  # fmt: skip
+          f"{full_seconds:.1f} s; ppl {[f'{p:.0f}' for p in sorted(full)]}")  # fmt: skip
     print("| rows x windows | tokens/arch | s for all | tau | rho | top-5 overlap | tau close |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for rows, windows in shapes:
@@ -231,6 +233,12 @@ def main() -> None:
     p.add_argument("--per-call", type=int, default=8, help="architectures per scoring call")
     p.add_argument("--engine", help="a trained engine (torch.save of state_dict) for slices")
     p.add_argument("--archs", help="JSONL of architectures for slices (default: 40 random)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=64,
+        help="training rows per step for train (the issue's table: 64; SharedConfig: 16)",
+    )
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -243,7 +251,9 @@ def main() -> None:
         # lr 0: the weights stay those the pool was screened with, so no timed step masks
         # rows (a step does the same work at any learning rate); no outlier masking, which
         # changes no work either (outliers are left out of the loss, not out of the pass).
-        config = SharedConfig(batch_size=64, lr=0.0, outlier_nats=None, clip_per_arch=False)
+        config = SharedConfig(
+            batch_size=args.batch_size, lr=0.0, outlier_nats=None, clip_per_arch=False
+        )
         engine = SharedEngine(config, corpus)
         pool = stable_pool(engine, 32, args.seed)
         if "train" in what:
