@@ -9,6 +9,9 @@ continues where it stopped):
    ``probe.jsonl``: every --probe-every steps, the shared-weight ppl of a fixed probe set (the
    NAS cell, random cells, two cells built to explode) on the first 2,800 validation tokens.
    ``engine.pt``: the engine's state_dict.
+   ``summary``: from ``train.jsonl`` and ``probe.jsonl``, how often rows were masked and why
+   (share of all training rows), steps with masking, re-run or skipped, the masked share by
+   step range, and the probe cells' last ppl (the isolation table of bench/RESULTS.md).
 2. ``select``: score --candidates random cells with the shared weights on the first 8
    validation windows (10 rows) and keep the --top best ("sampled": what random search with
    weight sharing would pick), --random others drawn uniformly, and the NAS cell ->
@@ -34,6 +37,7 @@ import random
 import statistics
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +46,13 @@ import torch
 from pynas.arch import NAMED_CELLS, RNNCell
 from pynas.spaces import RNNCellSpace
 from pynas.tasks.ptb import PTBConfig, load_corpus, train_child
-from pynas.tasks.ptb_shared import SharedConfig, SharedEngine
+from pynas.tasks.ptb_shared import NONFINITE_LOSS, SharedConfig, SharedEngine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rank_stats import kendall_tau, spearman_rho, top_overlap  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ptb"
-STAGES = ("train", "select", "shared", "standalone", "report")
+STAGES = ("train", "summary", "select", "shared", "standalone", "report")
 
 
 def uniform_cell(leaf, internal, inject=("add", "identity")) -> RNNCell:
@@ -148,6 +152,45 @@ def stage_train(args, corpus, out: Path) -> SharedEngine:
           f"{totals.steps_with_masking} steps with masking, {totals.skipped_steps} skipped; "
           f"reasons {dict(totals.reasons)}")  # fmt: skip
     return engine
+
+
+def stage_summary(out: Path, batch_size: int) -> None:
+    steps = read_jsonl(out / "train.jsonl")
+    if not steps:
+        print(f"summary: no {out / 'train.jsonl'}; run the train stage first")
+        return
+    rows = batch_size * len(steps)
+    reasons: Counter = Counter()
+    for step in steps:
+        for per_arch in step["reasons"]:
+            reasons.update(per_arch)
+    masked = sum(step["masked"] for step in steps)
+    archs = sum(len(step["reasons"]) for step in steps)
+    print(f"{len(steps)} steps, {rows:,} rows (B = {batch_size}): {masked / rows:.1%} masked; "
+          + ", ".join(f"{k} {v / rows:.1%}" for k, v in sorted(reasons.items())))  # fmt: skip
+    failed = sum(s["failed_archs"] for s in steps) / archs
+    print(f"architectures failed (every row masked) {failed:.1%}"
+          f"; steps with masking {sum(s['masked'] > 0 for s in steps) / len(steps):.0%}, "
+          f"re-run {sum(s['attempts'] > 1 for s in steps) / len(steps):.0%}, "
+          f"skipped {sum(s['skipped'] is not None for s in steps)}")  # fmt: skip
+    span = max(50, len(steps) // 6)
+    shares = []
+    for first in range(0, len(steps), span):
+        chunk = steps[first : first + span]
+        share = sum(s["masked"] for s in chunk) / (batch_size * len(chunk))
+        nonfinite = sum(r.get(NONFINITE_LOSS, 0) for s in chunk for r in s["reasons"]) / (
+            batch_size * len(chunk)
+        )
+        shares.append(f"{first}-{first + len(chunk) - 1}: {share:.1%} ({nonfinite:.1%})")
+    print("masked rows by steps (non-finite loss): " + ", ".join(shares))
+    probes = read_jsonl(out / "probe.jsonl")
+    for probe in [p for p in probes if p["step"] == 300] + probes[-1:]:
+        ppl = {k: v for k, v in probe["ppl"].items() if v is not None}
+        randoms = {k: v for k, v in ppl.items() if k.startswith("random")}
+        best = min(randoms, key=randoms.get)
+        print(f"probe at step {probe['step']}: nas_cell {ppl['nas_cell']:.0f}, random2 "
+              f"(constant output) {ppl['random2']:.0f}, best random probe {best} "
+              f"{randoms[best]:.0f}")  # fmt: skip
 
 
 def stage_select(args, engine: SharedEngine, out: Path) -> list[dict[str, Any]]:
@@ -279,6 +322,9 @@ def main() -> None:
         engine = stage_train(args, corpus, out)
     elif stages & {"select", "shared"}:
         engine, _ = load_engine(out / "engine.pt", corpus)
+    if "summary" in stages:
+        config = torch.load(out / "engine.pt", weights_only=False)["config"]
+        stage_summary(out, config["batch_size"])
     if "select" in stages:
         stage_select(args, engine, out)
     archs = read_jsonl(out / "archs.jsonl")
