@@ -5,11 +5,14 @@ from typing import Any
 
 import torch  # noqa: F401  (must load first: the extension links against libtorch/libc10)
 
-from pynas import (
-    _C,  # noqa: F401  (loads the extension: registers torch.ops.pynas.*)
-    ops,  # noqa: F401  (fake kernels and autograd for those ops)
-)
-from pynas.export import build_model, load_model, save_model
+from pynas import _extension
+
+# Loads the extension (registering torch.ops.pynas.*) or says why it cannot: a source tree
+# without it, or a build for another torch or from other sources.
+_C = _extension.load()
+
+from pynas import ops  # noqa: E402,F401  (fake kernels and autograd for those ops)
+from pynas.export import build_model, load_model, save_model  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["build_model", "load_model", "save_model"]

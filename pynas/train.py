@@ -13,7 +13,8 @@ from pynas.arch import NAMED_CELLS, ArchitectureError, load_rnn_cell
 from pynas.children.language_model import hidden_for_param_budget
 from pynas.children.tree_rnn import DEFAULT_IMPL, IMPLS
 from pynas.tasks.data import DataError
-from pynas.tasks.ptb import PTBConfig, load_corpus, train_child
+from pynas.tasks.device import DEVICES_HELP, DeviceError, add_device_argument
+from pynas.tasks.ptb import PTBConfig, child_device, load_corpus, train_child
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-tokens", type=int, help="train on the first N tokens only")
     p.add_argument("--valid-tokens", type=int, help="validate on the first N tokens only")
     p.add_argument("--impl", choices=IMPLS, default=DEFAULT_IMPL, help="cell implementation")
+    add_device_argument(p, f"where the model trains: {DEVICES_HELP}")
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument(
         "--threads",
@@ -97,10 +99,17 @@ def main(argv: list[str] | None = None) -> int:
         hidden=hidden, num_layers=args.layers, epochs=args.epochs, batch_size=args.batch_size,
         bptt=args.bptt, lr=args.lr, clip=args.clip, dropout=args.dropout,
         tie_weights=not args.no_tie, train_tokens=args.train_tokens,
-        valid_tokens=args.valid_tokens, impl=args.impl, seed=args.seed,
+        valid_tokens=args.valid_tokens, impl=args.impl, seed=args.seed, device=args.device,
     )  # fmt: skip
+    try:
+        child_device(config)
+    except DeviceError as exc:
+        parser.error(str(exc))
     print(arch.render(), file=sys.stderr)
-    print(f"hidden={hidden} vocab={corpus.vocab_size} impl={args.impl}", file=sys.stderr)
+    print(
+        f"hidden={hidden} vocab={corpus.vocab_size} impl={args.impl} device={args.device}",
+        file=sys.stderr,
+    )
 
     def report(epoch: int, ppl: float) -> None:
         print(f"epoch {epoch}: validation perplexity {ppl:.2f}", file=sys.stderr, flush=True)

@@ -16,9 +16,16 @@ import torch
 
 from pynas.arch import NAMED_CONV_NETS, ArchitectureError, load_conv_net
 from pynas.children.conv_net import CONCAT_IMPLS
-from pynas.tasks.cifar10 import LR_SCHEDULES, CIFAR10Config, load_cifar10, train_child
+from pynas.tasks.cifar10 import (
+    LR_SCHEDULES,
+    CIFAR10Config,
+    child_device,
+    load_cifar10,
+    train_child,
+)
 from pynas.tasks.cifar10_data import VARIANTS
 from pynas.tasks.data import DataError
+from pynas.tasks.device import DEVICES_HELP, DeviceError, add_device_argument
 
 DEFAULT_VALID_SIZE = 500
 
@@ -37,7 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         choices=sorted(VARIANTS),
         default="small",
         help="small: cifar10_small.npz (3,660 lossless train images); "
-        "jpeg: cifar10_small_jpeg.npz (10,000 JPEG-degraded)",
+        "jpeg: cifar10_small_jpeg.npz (10,000 JPEG-degraded); full: cifar10_full.npz (all "
+        "50,000; make it with python -m pynas.data fetch cifar10 --dest DIR)",
     )
     p.add_argument(
         "--valid-size",
@@ -66,6 +74,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--test", action="store_true", help="also report test accuracy (never used for reward)"
     )
+    add_device_argument(p, f"where the model trains: {DEVICES_HELP}")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument(
         "--threads",
@@ -92,15 +101,20 @@ def _config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> CIFAR1
     if args.threads < 1:
         parser.error(f"--threads must be >= 1, got {args.threads}")
     try:
-        return CIFAR10Config(
+        config = CIFAR10Config(
             epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
             weight_decay=args.weight_decay, lr_schedule=args.lr_schedule, augment=args.augment,
             train_images=args.train_images, valid_images=args.valid_images,
             reward_epochs=args.reward_epochs, reward_exponent=args.reward_exponent,
-            concat=args.concat, test=args.test, seed=args.seed,
+            concat=args.concat, test=args.test, seed=args.seed, device=args.device,
         )  # fmt: skip
     except ValueError as exc:
         parser.error(f"bad option: {exc}".replace("_", "-"))
+    try:
+        child_device(config)
+    except DeviceError as exc:
+        parser.error(str(exc))
+    return config
 
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -118,7 +132,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     print(arch.render(data.image_shape[1], data.image_shape[0]), file=sys.stderr)
     print(
         f"data {data.source.name}: {len(data.train)} train / {len(data.valid)} validation / "
-        f"{len(data.test)} test images; concat={config.concat} threads={args.threads}",
+        f"{len(data.test)} test images; concat={config.concat} threads={args.threads} "
+        f"device={config.device}",
         file=sys.stderr,
     )
 

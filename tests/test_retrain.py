@@ -214,3 +214,50 @@ def test_bad_input_exits_2_with_a_message(tmp_path, capsys, setup, extra, messag
 def test_batch_norm_grid_is_for_cnn_runs(ptb_run, capsys):
     code, _, err = retrain([ptb_run, "--bn-eps", "1e-3"], capsys)
     assert code == 2 and "--bn-eps applies to cifar10 runs" in err
+
+
+def test_damaged_retrain_files_exit_2_and_repair_log_trains_a_lost_point_again(
+    ptb_run, tmp_path, capsys, monkeypatch
+):
+    from pynas.show import main as show_main
+
+    out = tmp_path / "rt"
+    argv = [ptb_run, "--top", 1, "--lr", "20,5", "--weight-decay", "0", "--out", out, *QUICK]
+    assert retrain(argv, capsys)[0] == 0
+    results = out / "results.jsonl"
+    kinds = [r["kind"] for r in lines(results)]
+    assert kinds == ["train", "train", "test"]
+    data = results.read_bytes().splitlines(keepends=True)
+    results.write_bytes(b"\x00garbled\n" + b"".join(data[1:]))  # the first point's line
+    code, _, err = retrain(argv, capsys)
+    assert code == 2 and "results.jsonl is damaged" in err and "--repair-log" in err
+    assert "Traceback" not in err
+
+    real_train, calls = PTBRetrain.train, []
+    monkeypatch.setattr(
+        PTBRetrain, "train", lambda self, a, p: calls.append(p) or real_train(self, a, p)
+    )
+    code, _, err = retrain([*argv[:-1], "--repair-log"], capsys)
+    assert code == 0, err
+    assert "moved 1 damaged line(s) (1) to results.jsonl.damaged" in err
+    assert calls == [{"lr": 20.0, "weight_decay": 0.0}]  # only the lost point
+    assert json.loads((out / "summary.json").read_text())["complete"]
+    moved = lines(out / "results.jsonl.damaged")
+    assert moved[0]["line"] == 1 and moved[0]["text"] == "\x00garbled"
+
+    (out / "config.json").write_text('{"format": 1, "ta')
+    code, _, err = retrain(argv, capsys)
+    assert code == 2 and "config.json is damaged" in err and "--out DIR" in err
+
+    run_copy = tmp_path / "run"
+    run_copy.mkdir()
+    for name in ("run.json", "children.jsonl"):
+        (run_copy / name).write_bytes((ptb_run / name).read_bytes())
+    (run_copy / "retrain").mkdir()
+    (run_copy / "retrain" / "summary.json").write_text('{"rows": [')
+    try:
+        code = show_main([str(run_copy)])
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and "retrain/summary.json is damaged" in err and "pynas.retrain" in err

@@ -13,6 +13,11 @@ the chosen anchors' states (zero when none is chosen), as in ENAS (Pham et al. 2
 Parameters do not depend on the depth: every layer's fh decision shares one softmax head and one
 embedding table, and so on, so the same controller serves a space whose depth grows. Scoring
 reads the depth from the number of decisions in the rows it is given.
+
+A space without anchors (``ConvNetSpace(anchors=False)``: each layer reads the previous one) is a
+plain sequence of categorical decisions per layer: the controller then takes no anchor step and
+has no attention parameters; each step reads the embedding of the choice before it, across layer
+boundaries too, exactly as :class:`pynas.controller.Controller` does, but still for any depth.
 """
 
 from __future__ import annotations
@@ -51,9 +56,11 @@ class AnchorController(nn.Module):
         self.lstm = nn.LSTM(h, h, num_layers=config.layers)
         self.heads = nn.ModuleDict({name: nn.Linear(h, n) for name, n in sizes.items()})
         self.embeddings = nn.ModuleDict({name: nn.Embedding(n, h) for name, n in sizes.items()})
-        self.w_prev = nn.Linear(h, h, bias=False)
-        self.w_curr = nn.Linear(h, h, bias=False)
-        self.v = nn.Linear(h, 1, bias=False)
+        self.anchors = space.anchors
+        if self.anchors:
+            self.w_prev = nn.Linear(h, h, bias=False)
+            self.w_curr = nn.Linear(h, h, bias=False)
+            self.v = nn.Linear(h, 1, bias=False)
         self.reset_parameters(generator)
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
@@ -103,6 +110,8 @@ class AnchorController(nn.Module):
                 log_prob = log_prob + logp.gather(1, pick.unsqueeze(1)).squeeze(1)
                 entropy = entropy - (logp.exp() * logp).sum(dim=1)
                 inp = self.embeddings[name](pick)
+            if not self.anchors:
+                continue  # no skip connections to choose: the next layer reads this choice
             out, state = self.lstm(inp.unsqueeze(0), state)  # the anchor point of layer i
             h_i = out[0]
             if i > 0:

@@ -6,6 +6,11 @@ joins a cluster with ``--address HOST:PORT``; REINFORCE then runs as parameter s
 (``--servers S``) and controller replicas (``--replicas K``), other strategies run each child as
 a Ray task. The settings are stored in ``run.json`` under ``execution``; on ``--resume`` only
 ``--workers`` and ``--address`` (where to run) may change.
+
+``--device`` says where each child trains (``cpu``, ``cuda``, ``cuda:N``); it is a child setting,
+stored with the budget's child settings in ``run.json`` (so ``--resume`` and ``pynas.retrain``
+keep it). On Ray, ``--child-gpus G > 0`` makes children train on ``cuda``: Ray shows each task
+only the GPUs it was given, so ``cuda`` is the child's own GPU.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import argparse
 from typing import Any
 
 from pynas.cli.usage import UsageError, nonnegative_float, nonnegative_int, positive_int
+from pynas.tasks.device import DEVICES_HELP, add_device_argument
 
 EXECUTORS = ("local", "ray")
 RAY_ONLY = ("address", "servers", "replicas", "child_cpus", "child_gpus")
@@ -58,7 +64,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--child-cpus", type=nonnegative_float, metavar="C", help="ray: CPUs per child task (1)"
     )
     g.add_argument(
-        "--child-gpus", type=nonnegative_float, metavar="G", help="ray: GPUs per child task (0)"
+        "--child-gpus",
+        type=nonnegative_float,
+        metavar="G",
+        help="ray: GPUs per child task (0); G > 0 makes children train on cuda",
+    )
+    add_device_argument(
+        g,
+        f"where children train (ptb, cifar10): {DEVICES_HELP}; on Ray with --child-gpus G > 0: "
+        "cuda",
+        default=None,
     )
     g.add_argument(
         "--batch-size",
@@ -164,8 +179,67 @@ def resumed_execution(saved: dict[str, Any] | None, args: argparse.Namespace) ->
 def resume_conflicts(args: argparse.Namespace) -> list[str]:
     """Options of this group that a resumed run takes from run.json (so may not be given)."""
     fixed = ("child_retries", "servers", "replicas", "child_cpus", "child_gpus", "batch_size",
-             "grads_per_update")  # fmt: skip
+             "grads_per_update", "device")  # fmt: skip
     return _given(args, fixed)
+
+
+def child_device(args: argparse.Namespace, settings: dict[str, Any]) -> str:
+    """The device of a new run's children, from --device and the execution `settings`."""
+    gpus = settings["child_gpus"] if settings["executor"] == "ray" else 0.0
+    device = args.device
+    if gpus > 0:
+        if device is None:
+            return "cuda"
+        if device != "cuda":
+            raise UsageError(
+                f"--child-gpus {gpus:g} gives each child its own GPU, which Ray shows to the child "
+                f"as cuda; --device {device} does not fit: drop --device (or use --device cuda)"
+            )
+        return device
+    if device is not None and device != "cpu" and settings["executor"] == "ray":
+        raise UsageError(
+            f"--device {device}: on Ray a child sees a GPU only if it asks for one; add "
+            "--child-gpus G (e.g. --child-gpus 1) instead of --device"
+        )
+    return device or "cpu"
+
+
+def check_child_device(
+    settings: dict[str, Any] | None, args: argparse.Namespace, task: str, child: dict[str, Any]
+) -> None:
+    """UsageError now, before any child trains, if the children's device cannot work here.
+
+    Checked where children run on this machine (locally, or a local Ray instance); the nodes
+    of a Ray cluster are not visible from here, so there a child checks its device itself (a
+    failed child with the reason if its node cannot provide it).
+    """
+    settings = {**DEFAULTS, **(settings or {})}  # runs of older versions may lack some
+    device = child.get("device", "cpu")
+    address = settings["address"]
+    if args.address is not None:  # --resume may move a run to another cluster
+        address = None if args.address == "local" else args.address
+    if device == "cpu" or (settings["executor"] == "ray" and address):
+        return
+    from pynas.tasks.device import DeviceError
+
+    try:
+        if task == "ptb":
+            from pynas.tasks.ptb import PTBConfig
+            from pynas.tasks.ptb import child_device as ptb_device
+
+            ptb_device(PTBConfig(**{k: v for k, v in child.items() if k != "base"}))
+        elif task == "cifar10":
+            from pynas.tasks.cifar10 import child_device as cifar10_device
+            from pynas.tasks.cifar10_search import split_settings
+
+            cifar10_device(split_settings(child)[1])
+    except DeviceError as exc:
+        if getattr(args, "resume", None):  # the device is the run's; --device may not change it
+            raise UsageError(
+                f"this run's children train on {device!r} (its run.json), and here: "
+                f"{exc.problem}; resume it on a machine that has that device"
+            ) from None
+        raise UsageError(str(exc)) from None
 
 
 def describe(settings: dict[str, Any], strategy: str) -> str:

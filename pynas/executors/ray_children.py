@@ -1,6 +1,8 @@
 """Children as Ray tasks, with resource requests and retries when a worker dies.
 
-Each child is one task (``num_cpus``/``num_gpus`` as configured). The retries are ours, not
+Each child is one task (``num_cpus``/``num_gpus`` as configured; a child given GPUs trains on
+``cuda``, which inside the task is the GPU Ray assigned to it, see
+:func:`pynas.executors.options.child_device`). The retries are ours, not
 Ray's (``max_retries=0``): a child whose worker process died (SIGKILL, out of memory, a lost
 node) is submitted again up to ``retries`` times, so every record knows its attempts and, in
 the end, why it failed. An exception inside the child never gets here: the evaluator turns it
@@ -46,7 +48,11 @@ class RayChildRunner:
         self.fn = fn
         self.retries = retries
         self._fn_ref = ray.put(fn)
-        self._task = ray.remote(run_child).options(
+        # A GPU child gets a fresh worker process: Ray sets CUDA_VISIBLE_DEVICES per task, but a
+        # process keeps the GPUs it saw when it first used CUDA (Ray's own default for GPU
+        # functions, which it applies only to num_gpus given to ray.remote, not to .options).
+        remote = ray.remote(max_calls=1)(run_child) if num_gpus > 0 else ray.remote(run_child)
+        self._task = remote.options(
             num_cpus=num_cpus, num_gpus=num_gpus, max_retries=0, name="pynas_child"
         )
 

@@ -18,6 +18,7 @@ from pynas.retrain.store import SUMMARY_MD, RetrainDir
 from pynas.retrain.tasks import TASKS, CIFAR10Retrain, PTBRetrain, RetrainTask
 from pynas.runs import RunError, open_run
 from pynas.tasks.data import DataError
+from pynas.tasks.device import DEVICES_HELP, add_device_argument
 
 # Grid defaults per task: small enough for a laptop (4 points), the axes of SPEC §6.
 DEFAULT_GRID: dict[str, dict[str, list[float]]] = {
@@ -93,7 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="the task's data (default: the run's, else $PYNAS_DATA)")
     p.add_argument("--out", help="output directory (default: RUN/retrain)")
     p.add_argument("--threads", type=positive_int, default=1, help="torch threads (1)")
+    add_device_argument(p, f"where to train: {DEVICES_HELP} (default: the run's)", default=None)
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument(
+        "--repair-log",
+        action="store_true",
+        help="move damaged lines of the output's results.jsonl to results.jsonl.damaged and "
+        "train their grid points again",
+    )
     return p
 
 
@@ -111,6 +119,8 @@ def _grid(args: argparse.Namespace, task: str) -> list[dict[str, float]]:
 
 def _overrides(args: argparse.Namespace, task: str) -> dict[str, Any]:
     out: dict[str, Any] = {"seed": args.seed}
+    if args.device is not None:
+        out["device"] = args.device
     if args.epochs is not None:
         out["epochs"] = args.epochs
     size = "tokens" if task == "ptb" else "images"
@@ -140,7 +150,9 @@ def make_task(meta: dict[str, Any], args: argparse.Namespace) -> RetrainTask:
     overrides = _overrides(args, task)
     cls = PTBRetrain if task == "ptb" else CIFAR10Retrain
     try:
-        return cls(child, overrides, data_dir, test_limit=args.test_limit)
+        task = cls(child, overrides, data_dir, test_limit=args.test_limit)
+        task.child_device()  # DeviceError (a ValueError) if this machine lacks the device
+        return task
     except (TypeError, ValueError) as exc:
         raise UsageError(f"cannot retrain with these settings: {exc}") from None
 
@@ -167,7 +179,7 @@ def main_body(args: argparse.Namespace) -> int:
     resumed = out.open({"task": task.name, "settings": task.settings})
     try:
         retrain = Retrain(task, out, entries, grid, say)
-        done = retrain.restore()
+        done = retrain.restore(args.repair_log)
         say(
             f"{'resuming' if resumed else 'starting'} retrain of {run.path}: top {len(entries)}, "
             f"{len(grid)} grid points each, {done} points already done; output {out.path}"

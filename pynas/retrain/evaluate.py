@@ -18,6 +18,7 @@ def evaluate_saved(
     limit: int | None = None,
     variant: str = "small",
     valid_size: int = 500,
+    device: str = "cpu",
 ) -> float:
     """Load a model saved by :func:`pynas.save_model` and score it on a split of its task.
 
@@ -25,10 +26,13 @@ def evaluate_saved(
     cifar10: accuracy (the data file `variant` with `valid_size` images held out, as in the
     search that produced the model, since that fixes the normalisation). `limit` keeps only the
     first tokens/images; the data is found as for a search (`data_dir` or $PYNAS_DATA).
+    `device` (cpu, cuda, cuda:N) is where the model runs.
     """
+    from pynas.tasks.device import check_device
+
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    model = load_model(path)
+    model = load_model(path).to(check_device(device))
     task = model._pynas_spec["task"]  # set by load_model
     if task == "ptb":
         from pynas.tasks.ptb import evaluate_ppl, load_corpus

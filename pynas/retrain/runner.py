@@ -9,11 +9,12 @@ result is logged too). A killed retrain therefore redoes at most the point it wa
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
+from pynas.cli import UsageError
 from pynas.export import load_model, save_model
+from pynas.jsonio import DamagedLinesError
 from pynas.retrain.grid import Point, point_key, point_label, point_slug
 from pynas.retrain.store import RetrainDir, arch_id
 from pynas.retrain.tasks import RetrainTask, Trained
@@ -40,13 +41,30 @@ class Retrain:
         self.tested: dict[tuple[str, str], dict[str, Any]] = {}
 
     # ----- state ------------------------------------------------------------------------------
-    def restore(self) -> int:
-        """Load the results log; the number of grid points already done."""
-        report = self.out.log.read(repair=True)
-        if report.dropped_bytes:
+    def restore(self, repair_log: bool = False) -> int:
+        """Load the results log; the number of grid points already done.
+
+        Damaged lines before the last raise UsageError, or with `repair_log` are moved to
+        ``results.jsonl.damaged`` (their grid points or tests are simply done again).
+        """
+        try:
+            report = self.out.log.read(repair=True, allow_damaged=repair_log)
+        except DamagedLinesError as exc:
+            raise UsageError(
+                f"{exc}. Run the same command with --repair-log to move the damaged lines to "
+                f"{self.out.log.damaged_path.name} and train their grid points again"
+            ) from None
+        if report.torn_bytes:
             self.say(
-                f"results.jsonl: dropped a torn last line ({report.dropped_bytes} bytes) left by "
+                f"results.jsonl: dropped a torn last line ({report.torn_bytes} bytes) left by "
                 "an interrupted write; that grid point will be trained again"
+            )
+        if report.damaged:
+            aside = self.out.log.set_aside(report.damaged)
+            self.say(
+                f"results.jsonl: moved {len(report.damaged)} damaged line(s) "
+                f"({', '.join(str(d.number) for d in report.damaged)}) to {aside.name}; their "
+                "grid points are trained again"
             )
         for r in report.records:
             key = (arch_key(r.get("arch")), point_key(r.get("point") or {}))
@@ -106,7 +124,7 @@ class Retrain:
             "valid": trained.valid,
             "params": trained.params,
             "seconds": trained.seconds,
-            "curve": [v if math.isfinite(v) else None for v in trained.curve],
+            "curve": trained.curve,
             "model": model,
             "search_index": entry.record["index"],
             "search_reward": entry.record["reward"],
@@ -158,7 +176,7 @@ class Retrain:
             "arch": entry.arch,
             "point": point,
             "metric": self.task.metric,
-            "test": value if math.isfinite(value) else None,
+            "test": value,
             "model": self.out.relative(path),
         }
         self.out.log.append(test)

@@ -21,6 +21,9 @@ from pynas.retrain.grid import Point
 from pynas.tasks.result import ChildResult
 
 TASKS = ("ptb", "cifar10")
+# Config fields that are not part of a retrain's settings: the grid axes, and the device (where a
+# point trains, like --threads; a retrain may continue on another device).
+WHERE_AND_GRID = ("lr", "weight_decay", "device")
 
 
 @dataclass
@@ -71,6 +74,10 @@ class RetrainTask(ABC):
     def train(self, arch: Any, point: Point) -> Trained: ...
 
     @abstractmethod
+    def child_device(self) -> Any:
+        """The training device, checked (DeviceError if this machine cannot provide it)."""
+
+    @abstractmethod
     def evaluate(self, model: nn.Module) -> float:
         """The metric of `model` on the test split."""
 
@@ -101,8 +108,13 @@ class PTBRetrain(RetrainTask):
 
     @property
     def settings(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.config.to_dict().items() if k not in ("lr", "weight_decay")}
+        out = {k: v for k, v in self.config.to_dict().items() if k not in WHERE_AND_GRID}
         return {**out, "test_tokens": self.test_limit}
+
+    def child_device(self) -> Any:
+        from pynas.tasks.ptb import child_device
+
+        return child_device(self.config)
 
     def train(self, arch: Any, point: Point) -> Trained:
         from pynas.arch import RNNCell
@@ -160,7 +172,7 @@ class CIFAR10Retrain(RetrainTask):
 
     @property
     def settings(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.config.to_dict().items() if k not in ("lr", "weight_decay")}
+        out = {k: v for k, v in self.config.to_dict().items() if k not in WHERE_AND_GRID}
         data = {k: self.search[k] for k in ("variant", "valid_size")}
         return {**out, **data, "test_images": self.test_limit}
 
@@ -187,6 +199,11 @@ class CIFAR10Retrain(RetrainTask):
         )
         curve = result.metrics.get("epoch_accuracy") or []
         return _trained(result, curve[-1] if curve else None, curve, model)
+
+    def child_device(self) -> Any:
+        from pynas.tasks.cifar10 import child_device
+
+        return child_device(self.config)
 
     def evaluate(self, model: nn.Module) -> float:
         from pynas.tasks.cifar10 import evaluate_accuracy

@@ -1,31 +1,24 @@
-"""Atomic checkpoints: write a temporary file, fsync it, ``os.replace`` it into place."""
+"""Checkpoints: torch.save'd state, replaced atomically, the previous one kept beside it."""
 
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from pynas.jsonio import write_atomic
 
-def save_atomic(obj: Any, path: Path) -> None:
-    """Save `obj` with torch.save so that `path` always holds either the old or the new one."""
-    path = Path(path)
+
+def save_atomic(obj: Any, path: Path, keep_previous: Path | None = None) -> None:
+    """Save `obj` so that `path` always holds either the old or the new one.
+
+    With `keep_previous`, the old one is kept at that path (see :func:`pynas.jsonio.write_atomic`).
+    """
     buffer = io.BytesIO()
     torch.save(obj, buffer)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(buffer.getvalue())
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_atomic(path, buffer.getvalue(), keep_previous=keep_previous)
 
 
 def load(path: Path) -> Any:

@@ -16,6 +16,7 @@ from pynas.cli import UsageError, nonnegative_float, positive_int, run_main
 from pynas.executors import options as execution
 from pynas.executors.child import TaskSpec
 from pynas.executors.select import make_search
+from pynas.jsonio import finite_float
 from pynas.search.budgets import BUDGETS, Budget, get_budget
 from pynas.search.display import SearchDisplay
 from pynas.search.rundir import RunDir, RunDirError
@@ -26,6 +27,7 @@ from pynas.strategies import PRESETS, RandomSearch, RegularizedEvolution, Reinfo
 from pynas.tasks.data import DataError
 
 STRATEGIES = ("reinforce", "random", "evolution")
+DEVICE_TASKS = ("ptb", "cifar10")  # tasks whose children train on a --device
 META_FORMAT = 1
 
 
@@ -70,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no live progress display")
     p.add_argument(
+        "--repair-log",
+        action="store_true",
+        help="with --resume: move damaged lines of children.jsonl to children.jsonl.damaged "
+        "and continue (a child of the unfinished batch is trained again; a child the strategy "
+        "already learned from is kept as a record with status 'damaged')",
+    )
+    p.add_argument(
         "--tensorboard",
         nargs="?",
         const="",
@@ -86,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _new_meta(args: argparse.Namespace) -> dict[str, Any]:
     if args.task is None:
         raise UsageError("--task is required for a new search (or use --resume RUN)")
+    if args.repair_log:
+        raise UsageError("--repair-log applies to --resume RUN (a new run has no log to repair)")
     if args.run_dir is None:
         raise UsageError("--run-dir is required: the directory for the run's log and checkpoint")
     try:
@@ -98,11 +109,16 @@ def _new_meta(args: argparse.Namespace) -> dict[str, Any]:
     if args.time_limit is not None:
         changes["time_limit"] = args.time_limit * 60 or None
     changes.update(execution.budget_changes(args))  # --batch-size, --grads-per-update
+    where = execution.execution_settings(args, args.strategy)
     child = dict(budget.child)
     if args.child_delay is not None:
         if args.task != "toy":
             raise UsageError("--child-delay applies to --task toy only")
         child["delay"] = args.child_delay
+    if args.task in DEVICE_TASKS:
+        child["device"] = execution.child_device(args, where)  # resume and retrain keep it
+    elif args.device is not None:
+        raise UsageError(f"--device applies to {' and '.join(DEVICE_TASKS)} children")
     settings = {**budget.to_dict(), **changes, "child": child}
     data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else None
     return {
@@ -114,7 +130,7 @@ def _new_meta(args: argparse.Namespace) -> dict[str, Any]:
         "preset": args.preset,
         "seed": args.seed,
         "data_dir": data_dir,
-        "execution": execution.execution_settings(args, args.strategy),
+        "execution": where,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -155,11 +171,11 @@ def main_body(args: argparse.Namespace) -> int:
         if conflicts:
             raise UsageError(
                 f"--resume takes the run's settings from its run.json; drop {', '.join(conflicts)}"
-                " (only --data-dir, --threads, --quiet, --tensorboard, --workers and --address "
-                "may be given with --resume)"
+                " (only --data-dir, --threads, --quiet, --tensorboard, --workers, --address "
+                "and --repair-log may be given with --resume)"
             )
-        run = RunDir.open(args.resume)
-        meta = run.meta()
+        run = RunDir.open(args.resume, repair_log=args.repair_log)
+        meta = run.meta()  # RunDirError if run.json is damaged
         if meta.get("format") != META_FORMAT:
             raise UsageError(f"{run.meta_path}: not a run of this pynas version")
     else:
@@ -167,9 +183,19 @@ def main_body(args: argparse.Namespace) -> int:
         run = None
     if args.tensorboard is not None:
         require_tensorboard()  # before a new run directory is created
-    data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else meta["data_dir"]
-    budget = Budget(**meta["budget_settings"])
-    task = make_task(meta["task"], budget.child, meta["seed"], data_dir)  # DataError -> usage
+    data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else meta.get("data_dir")
+    try:
+        budget = Budget(**meta["budget_settings"])
+        # a device this machine cannot provide: exit 2 now, not a failed child per child
+        execution.check_child_device(meta["execution"], args, meta["task"], budget.child)
+        task = make_task(meta["task"], budget.child, meta["seed"], data_dir)  # DataError -> usage
+    except (TypeError, ValueError, AttributeError) as exc:
+        if run is None:
+            raise
+        raise RunDirError(  # a damaged run.json, or one of another pynas version
+            f"cannot resume: {run.meta_path} holds settings this pynas cannot use ({exc}); "
+            "restore it from a backup, or resume with the pynas version that started the run"
+        ) from None
     if run is None:
         # e.g. more parameter servers than the controller has tensors: refuse before creating
         execution.check_new_run(meta["execution"], make_strategy(meta, task.space, budget))
@@ -256,7 +282,8 @@ def print_summary(summary: dict[str, Any], space: DecisionSpace, stream: Any) ->
         )
     print("top architectures:", file=stream)
     for entry in summary["top"][:5]:
-        ppl = f"  ppl {entry['ppl']:.1f}" if isinstance(entry.get("ppl"), (int, float)) else ""
+        value = finite_float(entry.get("ppl"))
+        ppl = f"  ppl {value:.1f}" if value is not None else ""
         print(f"  #{entry['rank']} child {entry['index']}  reward {entry['reward']:.6g}{ppl}",
               file=stream)  # fmt: skip
     if summary["top"]:

@@ -13,6 +13,15 @@ On resume the log's lines with index below ``absorbed`` are already learned from
 pending batch are re-used as they are and only the missing children are trained. A kill before
 the first checkpoint of a batch re-asks it from the restored strategy, which yields the same
 architectures because its RNG state was saved.
+
+Damage (not a kill): if ``checkpoint.pt`` cannot be loaded, the search continues from
+``checkpoint.prev.pt``, one checkpoint earlier. That is consistent with the log, because the
+two checkpoints of a batch bracket its children: if the previous one is the batch's
+"pending" checkpoint, the logged children of the batch are re-used as above; if it is the
+checkpoint after the last tell (no pending batch) while the log already holds children of the
+next batch, the batch is re-asked from the restored strategy (same architectures, same RNG)
+and its logged children are re-used. No finished child is lost or trained twice. Damaged
+lines of the log are handled by :meth:`pynas.search.rundir.RunDir.reconcile_log`.
 """
 
 from __future__ import annotations
@@ -25,13 +34,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from pynas.executors import Executor, InProcessExecutor
+from pynas.executors.child import evaluate_item
+from pynas.jsonio import finite_float
 from pynas.search.budgets import Budget
 from pynas.search.display import SearchDisplay
 from pynas.search.policy import policy_stats
-from pynas.search.rundir import RunDir, RunDirError
+from pynas.search.rundir import DAMAGED_STATUS, RunDir, RunDirError
 from pynas.search.tasks import SearchTask
 from pynas.strategies.base import Strategy
-from pynas.tasks.result import ChildResult
+from pynas.tasks.result import FAILURE_REWARD, ChildResult
 
 CHECKPOINT_FORMAT = 1
 TOP_K = 10
@@ -78,34 +89,50 @@ class Search:
     # ----- state ------------------------------------------------------------------------------
     def restore(self) -> None:
         """Load checkpoint and log, reconcile them, and report what was recovered."""
-        report = self.run.log.read(repair=True)
-        if report.dropped_bytes:
-            self.display.message(
-                f"children.jsonl: dropped a torn last line ({report.dropped_bytes} bytes) left "
-                "by an interrupted write; that child will be trained again"
-            )
-        state = self.run.load_checkpoint()
-        records = report.records
+        say = self.display.message
+        read = self.run.read_log()
+        state = self.run.load_checkpoint(say)
+        records = read.records
         if state is None:
-            if records:
+            if records or read.damaged:
                 raise RunDirError(
-                    f"{self.run.path}: children.jsonl has {len(records)} children but there is "
-                    "no checkpoint; the run directory is inconsistent"
+                    f"{self.run.path}: children.jsonl has {len(records) + len(read.damaged)} "
+                    "lines but there is no checkpoint; the run directory is inconsistent"
                 )
+            self.run.reconcile_log(read, [], say)  # a torn line: cut off
             return
-        if state.get("format") != CHECKPOINT_FORMAT:
-            raise RunDirError(f"{self.run.checkpoint_path}: unknown checkpoint format")
+        if state.get("format") != CHECKPOINT_FORMAT or "absorbed" not in state:
+            raise RunDirError(
+                f"{self.run.checkpoint_path}: not a checkpoint of this search loop (a Ray "
+                "search's, or another pynas version's); resume it with the executor and the "
+                "pynas version it was started with"
+            )
         self.strategy.load_state_dict(state["strategy"])
         self.absorbed = state["absorbed"]
         self.elapsed_before = state["elapsed"]
         self.display.elapsed_before = self.elapsed_before
         pending = state["pending"]
         self.pending = Pending(pending["start"], list(pending["archs"])) if pending else None
+        indices = {r.get("index") for r in records}
+        missing = [i for i in range(self.absorbed) if i not in indices]
+        records = records + self.run.reconcile_log(read, missing, say)
+        asked_again = (
+            self.pending is None
+            and self.absorbed < self.budget.children
+            and any(isinstance(i, int) and i >= self.absorbed for i in indices)
+        )
+        if asked_again:  # a checkpoint older than the log (the latest was damaged)
+            self._ask()
         self.records = records = self._check_log(records)
+        if asked_again:
+            assert self.pending is not None
+            self._checkpoint()
+            say(f"asked the batch of children {self.pending.start}..{self.pending.indices()[-1]}"
+                " again from the restored strategy to re-use its logged children")  # fmt: skip
         self.display.restored(records, self._batch_means())
         if records:
             extra = len(records) - self.absorbed
-            self.display.message(
+            say(
                 f"resumed: {len(records)} children logged"
                 + (f", {extra} of the interrupted batch re-used" if extra else "")
             )
@@ -154,10 +181,7 @@ class Search:
     def _batch_means(self) -> list[float]:
         m = self.budget.batch_size
         told = self.records[: self.absorbed]
-        return [
-            sum(r["reward"] for r in told[i : i + m]) / len(told[i : i + m])
-            for i in range(0, len(told), m)
-        ]
+        return [batch_mean(told[i : i + m]) for i in range(0, len(told), m)]
 
     # ----- the loop ---------------------------------------------------------------------------
     def run_all(self) -> dict[str, Any]:
@@ -166,23 +190,26 @@ class Search:
                 n = min(self.budget.batch_size, self.budget.children - self.absorbed)
                 if n <= 0 or self._out_of_time(n):
                     break
-                if self.task.before_ask is not None:  # e.g. progressive depth (CIFAR-10)
-                    self.task.before_ask(self.absorbed)
-                archs = self.strategy.ask(n)
-                self.pending = Pending(
-                    self.absorbed, [self.task.space.arch_to_json(a) for a in archs]
-                )
+                self._ask()
                 self._checkpoint()
             self._train_pending()
             self._tell_pending()
         self.display.close()
         return self.summary()
 
+    def _ask(self) -> None:
+        """The next batch becomes pending (deterministic given the strategy's state)."""
+        n = min(self.budget.batch_size, self.budget.children - self.absorbed)
+        if self.task.before_ask is not None:  # e.g. progressive depth (CIFAR-10)
+            self.task.before_ask(self.absorbed)
+        archs = self.strategy.ask(n)
+        self.pending = Pending(self.absorbed, [self.task.space.arch_to_json(a) for a in archs])
+
     def _out_of_time(self, n: int) -> bool:
         limit = self.budget.time_limit
         if limit is None:
             return False
-        seconds = [r["seconds"] for r in self.records if isinstance(r.get("seconds"), (int, float))]
+        seconds = [s for r in self.records if (s := finite_float(r.get("seconds"))) is not None]
         per_child = sum(seconds) / len(seconds) if seconds else 0.0
         estimate = per_child * math.ceil(n / max(1, self.executor.workers))
         if self.elapsed() + estimate > limit:
@@ -207,13 +234,7 @@ class Search:
             )
 
     def _evaluate(self, item: tuple[int, str]) -> tuple[int, str, ChildResult, float]:
-        index, arch_json = item
-        start = time.monotonic()
-        try:
-            result = self.task.evaluate(self.task.space.arch_from_json(arch_json), index)
-        except Exception as exc:  # a crashing child never stops the search (SPEC §5)
-            result = ChildResult.failed(f"{type(exc).__name__}: {exc}"[:500])
-        return index, arch_json, result, time.monotonic() - start
+        return evaluate_item(self.task, item)  # a crashing child never stops the search
 
     def _tell_pending(self) -> None:
         assert self.pending is not None
@@ -226,7 +247,7 @@ class Search:
         self.absorbed += len(batch)
         self.pending = None
         self._checkpoint()
-        self.display.batch(sum(r["reward"] for r in batch) / len(batch))
+        self.display.batch(batch_mean(batch))
 
     # ----- results ----------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
@@ -241,6 +262,12 @@ class Search:
         )
 
 
+def batch_mean(records: list[dict[str, Any]]) -> float:
+    """Mean reward of a batch's records (placeholders of damaged lines have none)."""
+    rewards = [r["reward"] for r in records if finite_float(r.get("reward")) is not None]
+    return sum(rewards) / len(rewards) if rewards else math.nan
+
+
 def summarize(
     task: str,
     strategy: str,
@@ -251,7 +278,8 @@ def summarize(
     seconds: float,
 ) -> dict[str, Any]:
     """The summary.json of a search: progress, the reward trend and the top architectures."""
-    ranked = sorted(records, key=lambda r: (-r["reward"], r["index"]))
+    scored = [r for r in records if finite_float(r.get("reward")) is not None]
+    ranked = sorted(scored, key=lambda r: (-r["reward"], r["index"]))
     return {
         "task": task,
         "strategy": strategy,
@@ -260,6 +288,7 @@ def summarize(
         "complete": len(records) >= budget.children,
         "stopped_by_time_limit": stopped_by_time,
         "failed": sum(1 for r in records if r.get("status") != "ok"),
+        "damaged": sum(1 for r in records if r.get("status") == DAMAGED_STATUS),
         "search_seconds": round(seconds, 1),
         "reward_trend": {
             "batch_size": budget.batch_size,
@@ -288,25 +317,22 @@ def make_record(
     """One line of children.jsonl; ``arch`` serialises to exactly the canonical JSON.
 
     `extra` fields (the controller's ``baseline``, ``log_prob``, ``entropy``) follow ``reason``.
+    Numbers are kept as they are (NaN and infinities included): :mod:`pynas.jsonio` writes
+    them. A reward that is not a finite number makes the child a failure.
     """
-    data = result.to_dict()
-    metrics = dict(data["metrics"])
-    reward = data["reward"]
-    status, reason = data["status"], data["reason"]
-    if not (isinstance(reward, (int, float)) and math.isfinite(reward)):
-        status, reason, reward = (
-            "failed",
-            f"non-finite reward {reward!r}",
-            ChildResult.failed("").reward,
-        )
+    metrics = dict(result.metrics)
+    reward, status, reason = result.reward, result.status, result.reason
+    if finite_float(reward) is None:
+        status, reason, reward = "failed", f"non-finite reward {reward!r:.60}", FAILURE_REWARD
     metrics.pop("traceback", None)
+    duration = metrics.pop("seconds", seconds)
     record: dict[str, Any] = {
         "index": index,
         "arch": json.loads(arch_json),
         "reward": reward,
         "ppl": metrics.pop("ppl", None),
         "params": metrics.pop("params", None),
-        "seconds": round(float(metrics.pop("seconds", seconds)), 3),
+        "seconds": round(duration, 3) if isinstance(duration, float) else duration,
         "status": status,
         "reason": reason,
         **(extra or {}),

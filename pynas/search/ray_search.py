@@ -30,12 +30,17 @@ all actors), ``--resume``:
   architectures); a batch whose children all finished only recomputes its gradient;
 * restores the servers to the checkpoint: gradients applied after it are applied again (once)
   when their batches finish again, computed at the restored parameters.
+
+A damaged ``checkpoint.pt`` falls back to ``checkpoint.prev.pt`` (see
+:mod:`pynas.search.rundir`). The same rules hold from there because a checkpoint that adds open
+batches is written twice (it is then also the previous one) before any of their children is
+logged: every logged child belongs to a batch that the previous checkpoint either holds as
+open (re-used as above) or holds as received (its children were logged before it).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -44,6 +49,7 @@ from typing import Any
 from pynas.cli.usage import UsageError
 from pynas.executors.child import TaskSpec
 from pynas.executors.ray_server import merge_adam_states, merge_params, split_names
+from pynas.jsonio import JsonlFile
 from pynas.search.budgets import Budget
 from pynas.search.display import SearchDisplay
 from pynas.search.loop import CHECKPOINT_FORMAT, summarize
@@ -94,7 +100,7 @@ class RaySearch:
             self.slices = split_names(sizes, settings.servers)
         except ValueError as exc:
             raise UsageError(f"--servers: {exc}") from None
-        self.gradients_path = run.path / GRADIENTS
+        self.gradients = JsonlFile(run.path / GRADIENTS)
         # what the driver knows
         self.by_index: dict[int, dict[str, Any]] = {}
         self.records: list[dict[str, Any]] = []  # in log order, as Search.records
@@ -117,19 +123,17 @@ class RaySearch:
 
     # ----- restore (no Ray needed) ------------------------------------------------------------
     def restore(self) -> None:
-        report = self.run.log.read(repair=True)
-        if report.dropped_bytes:
-            self.display.message(
-                f"children.jsonl: dropped a torn last line ({report.dropped_bytes} bytes) left "
-                "by an interrupted write; that child will be trained again"
-            )
-        state = self.run.load_checkpoint()
+        say = self.display.message
+        read = self.run.read_log()
+        state = self.run.load_checkpoint(say)
+        records = read.records
         if state is None:
-            if report.records:
+            if records or read.damaged:
                 raise RunDirError(
-                    f"{self.run.path}: children.jsonl has {len(report.records)} children but "
-                    "there is no checkpoint; the run directory is inconsistent"
+                    f"{self.run.path}: children.jsonl has {len(records) + len(read.damaged)} "
+                    "lines but there is no checkpoint; the run directory is inconsistent"
                 )
+            self.run.reconcile_log(read, [], say)  # a torn line: cut off
             self._rewrite_gradients([])
             return
         if state.get("format") != CHECKPOINT_FORMAT or state.get("executor") != "ray":
@@ -147,14 +151,19 @@ class RaySearch:
         self.restarts = {int(k): v for k, v in saved.get("restarts", {}).items()}
         self.elapsed_before = state["elapsed"]
         self.display.elapsed_before = self.elapsed_before
-        self.by_index = self._check_log(report.records)
-        self.records = list(report.records)
+        indices = {r.get("index") for r in records}
+        missing = [
+            i for i in range(self.next_index) if i not in indices and self._open_batch_of(i) is None
+        ]
+        records = records + self.run.reconcile_log(read, missing, say)
+        self.by_index = self._check_log(records)
+        self.records = list(records)
         self._rewrite_gradients(self.snapshot)
         ordered = [self.by_index[i] for i in sorted(self.by_index)]
         self.display.restored(ordered, [m for _, m in self.batch_means])
         if ordered:
             reused = sum(1 for r in ordered if self._open_batch_of(r["index"]) is not None)
-            self.display.message(
+            say(
                 f"resumed: {len(ordered)} children logged, {len(self.batches)} open batches"
                 + (f" ({reused} of their children re-used)" if reused else "")
             )
@@ -350,9 +359,10 @@ class RaySearch:
                     mean = sum(data["rewards"]) / len(data["rewards"])
                     self.batch_means.append((data["id"], mean))
                     self.display.batch(mean)
-        if changed:  # open batches must be saved before any of their children is logged
+        if changed:  # open batches must be saved before any of their children is logged:
             assert self.snapshot is not None
             self._save(self.snapshot)
+            self._save(self.snapshot)  # twice: the previous checkpoint must hold them too
         for record in children:
             self._log(record)
         if snap is not None:
@@ -442,20 +452,13 @@ class RaySearch:
 
     def _append_gradients(self, snap: list[dict[str, Any]]) -> None:
         new = [x for x in self._gradient_lines(snap) if x["id"] not in self.written]
-        if not new:
-            return
-        with open(self.gradients_path, "a") as f:
-            f.write("".join(json.dumps(x, separators=(",", ":")) + "\n" for x in new))
-            f.flush()
-            os.fsync(f.fileno())
+        self.gradients.append_all(new)
         self.written.update(x["id"] for x in new)
 
     def _rewrite_gradients(self, snap: list[dict[str, Any]]) -> None:
         """gradients.jsonl as of the checkpoint (drops lines of gradients applied after it)."""
         lines = self._gradient_lines(snap) if snap else []
-        tmp = self.gradients_path.with_name(f".{GRADIENTS}.tmp")
-        tmp.write_text("".join(json.dumps(x, separators=(",", ":")) + "\n" for x in lines))
-        os.replace(tmp, self.gradients_path)
+        self.gradients.rewrite(lines)
         self.written = {x["id"] for x in lines}
 
     # ----- results ----------------------------------------------------------------------------

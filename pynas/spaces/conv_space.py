@@ -84,7 +84,8 @@ class ConvNetSpace(DecisionSpace):
 
     @property
     def controller_class(self) -> type:
-        """The controller for this space (used by the Reinforce strategy): anchor attention."""
+        """The controller for this space (used by the Reinforce strategy): anchor attention
+        (without anchors it takes only the layers' categorical steps, for any depth)."""
         from pynas.controller.anchors import AnchorController
 
         return AnchorController

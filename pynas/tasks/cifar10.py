@@ -22,6 +22,7 @@ from pynas.arch.conv_net import ConvNet
 from pynas.children.conv_net import CONCAT_IMPLS, ConvChild, count_parameters
 from pynas.progress import ProgressBar
 from pynas.tasks.cifar10_data import NUM_CLASSES, CifarData, Split, augment, load_cifar10
+from pynas.tasks.device import check_device, parse_device
 from pynas.tasks.result import CHILD_ERRORS, ChildResult
 
 __all__ = [
@@ -56,8 +57,10 @@ class CIFAR10Config:
     concat: str = "op"  # skip-concat implementation: "op" (compiled) or "reference"
     test: bool = False  # also report test accuracy of the final model (never used for reward)
     seed: int = 0
+    device: str = "cpu"  # cpu, cuda or cuda:N: model, images and labels live there
 
     def __post_init__(self) -> None:
+        parse_device(self.device)
         for name in ("epochs", "batch_size", "eval_batch_size", "reward_epochs"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -91,10 +94,19 @@ def reward_from_accuracies(epoch_accuracy: list[float], config: CIFAR10Config) -
     return max(epoch_accuracy[-config.reward_epochs :]) ** config.reward_exponent
 
 
+def child_device(config: CIFAR10Config) -> torch.device:
+    """The config's device, checked (DeviceError if unusable; the skip-concat op needs CUDA
+    kernels there)."""
+    ops = ("skip_concat",) if config.concat == "op" else ()
+    return check_device(config.device, ops, fallback="--concat reference")
+
+
 @torch.no_grad()
 def evaluate_accuracy(model: nn.Module, split: Split, batch_size: int = 500) -> float:
-    """Fraction of `split` classified correctly (eval mode: batch norm uses running stats)."""
+    """Fraction of `split` classified correctly (eval mode: batch norm uses running stats),
+    computed on the model's device."""
     model.eval()
+    split = split.to(next(model.parameters()).device)
     correct = 0
     for start in range(0, len(split), batch_size):
         logits = model(split.images[start : start + batch_size])
@@ -147,14 +159,17 @@ def _train(
     start: float,
     build: Callable[[], nn.Module] | None = None,
 ) -> tuple[ChildResult, nn.Module | None]:
+    device = child_device(config)
     torch.manual_seed(config.seed)
+    # On the CPU whatever the device: the same batch order and augmentation everywhere.
     generator = torch.Generator().manual_seed(config.seed)
-    train = data.train.head(config.train_images)
-    valid = data.valid.head(config.valid_images)
+    train = data.train.head(config.train_images).to(device)
+    valid = data.valid.head(config.valid_images).to(device)
     if build is not None:
         model = build()
     else:
         model = ConvChild(arch, NUM_CLASSES, data.image_shape[0], concat=config.concat)
+    model.to(device)  # built on the CPU after seeding: the same initial weights on any device
     params = count_parameters(model)
     optimizer = torch.optim.SGD(
         model.parameters(),
@@ -181,7 +196,7 @@ def _train(
         order = torch.randperm(len(train), generator=generator)
         epoch_start, loss_sum = time.monotonic(), 0.0
         for i in range(steps_per_epoch):
-            idx = order[i * config.batch_size : (i + 1) * config.batch_size]
+            idx = order[i * config.batch_size : (i + 1) * config.batch_size].to(device)
             x, y = train.images[idx], train.labels[idx]
             if config.augment:
                 x = augment(x, generator)

@@ -20,7 +20,12 @@ from pynas.tasks.data import DataError, require_files, resolve_data_dir
 
 TASK = "cifar10"
 NUM_CLASSES = 10
-VARIANTS: dict[str, str] = {"small": "cifar10_small.npz", "jpeg": "cifar10_small_jpeg.npz"}
+# full: all of CIFAR-10, made by `python -m pynas.data fetch cifar10 --dest DIR`
+VARIANTS: dict[str, str] = {
+    "small": "cifar10_small.npz",
+    "jpeg": "cifar10_small_jpeg.npz",
+    "full": "cifar10_full.npz",
+}
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
@@ -39,6 +44,10 @@ class Split:
         if n is None or n >= len(self):
             return self
         return Split(self.images[:n], self.labels[:n])
+
+    def to(self, device: torch.device | str) -> Split:
+        """The split on `device` (itself if already there)."""
+        return Split(self.images.to(device), self.labels.to(device))
 
 
 @dataclass(frozen=True)
@@ -147,7 +156,8 @@ def load_cifar10(
     valid_size: int = 500,
     seed: int = 0,
 ) -> CifarData:
-    """Load a CIFAR-10 variant (`small`: cifar10_small.npz, `jpeg`: cifar10_small_jpeg.npz).
+    """Load a CIFAR-10 variant (`small`: cifar10_small.npz, `jpeg`: cifar10_small_jpeg.npz,
+    `full`: cifar10_full.npz, which ``python -m pynas.data fetch cifar10`` makes).
 
     `data_dir` wins, else $PYNAS_DATA (the folder itself or a parent with `cifar10/`).
     `valid_size` training images (stratified, fixed `seed`) are held out for validation.
@@ -155,6 +165,12 @@ def load_cifar10(
     if variant not in VARIANTS:
         raise DataError(f"unknown CIFAR-10 variant {variant!r}; choose one of {sorted(VARIANTS)}")
     directory = resolve_data_dir(data_dir, TASK)
+    if variant == "full" and not (directory / VARIANTS[variant]).is_file():
+        raise DataError(
+            f"{directory / VARIANTS[variant]} does not exist: fetch the full CIFAR-10 with "
+            f"`python -m pynas.data fetch cifar10 --dest {directory}` (a 163 MB download, "
+            "checksum verified)"
+        )
     (path,) = require_files(directory, [VARIANTS[variant]], TASK)
     arrays = load_arrays(path)
     x_train, y_train = arrays["x_train"], arrays["y_train"].astype(np.int64)
@@ -185,7 +201,10 @@ def load_cifar10(
 
 def augment(images: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
     """Standard CIFAR augmentation of a batch: random crop after zero-padding by `pad` pixels
-    (zero = the training mean, as images are normalised), then a random horizontal flip."""
+    (zero = the training mean, as images are normalised), then a random horizontal flip.
+
+    The random draws come from `generator` (a CPU generator) whatever the images' device, so a
+    GPU child sees the same crops and flips as a CPU one."""
     n, c, h, w = images.shape
     padded = torch.nn.functional.pad(images, (pad, pad, pad, pad))
     dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
@@ -196,4 +215,5 @@ def augment(images: torch.Tensor, generator: torch.Generator, pad: int = 4) -> t
     cols = torch.where(flip[:, None, None, None], cols.flip(-1), cols)
     batch = torch.arange(n)[:, None, None, None]
     channel = torch.arange(c)[None, :, None, None]
-    return padded[batch, channel, rows, cols]
+    device = images.device
+    return padded[batch.to(device), channel.to(device), rows.to(device), cols.to(device)]

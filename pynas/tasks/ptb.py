@@ -2,7 +2,10 @@
 
 Reward = c / ppl² with c = 80 (SPEC §5); the perplexity is the best validation perplexity
 over the child's epochs. A NaN/Inf loss or perplexity, or an error while training, is a
-recorded failure, never a crash of the caller.
+recorded failure, never a crash of the caller. So is divergence (:func:`divergence`): a best
+validation perplexity above the vocabulary size, the perplexity of the uniform model that
+predicts every word with the same probability, means the child learned nothing usable; it is
+failed with the failure reward and its perplexity is kept in the record.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pynas.arch import RNNCell
 from pynas.children.language_model import CellLanguageModel
 from pynas.children.tree_rnn import DEFAULT_IMPL
 from pynas.progress import ProgressBar
+from pynas.tasks.device import check_device, parse_device
 from pynas.tasks.ptb_data import Corpus, batchify, bptt_windows, load_corpus
 from pynas.tasks.result import CHILD_ERRORS, ChildResult
 
@@ -31,6 +35,7 @@ __all__ = [
     "train_model",
     "evaluate_ppl",
     "reward_from_ppl",
+    "divergence",
 ]
 
 REWARD_C = 80.0
@@ -56,6 +61,10 @@ class PTBConfig:
     valid_tokens: int | None = None
     impl: str = DEFAULT_IMPL
     seed: int = 0
+    device: str = "cpu"  # cpu, cuda or cuda:N: model, data and state live there
+
+    def __post_init__(self) -> None:
+        parse_device(self.device)
 
     def with_(self, **changes: Any) -> PTBConfig:
         return replace(self, **changes)
@@ -68,14 +77,34 @@ def reward_from_ppl(ppl: float) -> float:
     return REWARD_C / (ppl * ppl)
 
 
+def divergence(ppl: float, vocab_size: int) -> str | None:
+    """The failure reason of a child whose best validation perplexity `ppl` has diverged.
+
+    The rule: worse than the uniform model over the vocabulary (perplexity = vocabulary size,
+    10,000 for PTB); None if the child has not diverged.
+    """
+    if ppl > vocab_size:
+        shown = f"{ppl:,.0f}" if ppl < 1e9 else f"{ppl:.3g}"
+        uniform = f"{vocab_size:,}"
+        return f"diverged: validation perplexity {shown} is above the uniform model's {uniform}"
+    return None
+
+
 def _detach(state):
     return [(h.detach(), c.detach()) for h, c in state]
 
 
+def child_device(config: PTBConfig) -> torch.device:
+    """The config's device, checked (DeviceError if unusable; the fused op needs CUDA kernels)."""
+    ops = ("tree_cell_seq",) if config.impl == "fused" else ()
+    return check_device(config.device, ops, fallback="--impl reference")
+
+
 @torch.no_grad()
 def evaluate_ppl(model: CellLanguageModel, data: torch.Tensor, bptt: int) -> float:
-    """Perplexity of `model` on a batchified stream [steps, batch]."""
+    """Perplexity of `model` on a batchified stream [steps, batch] (moved to the model's device)."""
     model.eval()
+    data = data.to(next(model.parameters()).device)
     state = model.init_state(data.shape[1])
     total_loss, total_tokens = 0.0, 0
     for inputs, targets in bptt_windows(data, bptt):
@@ -147,11 +176,12 @@ def _train(
     build: Callable[[], nn.Module] | None = None,
     keep_best: bool = False,
 ) -> tuple[ChildResult, nn.Module | None]:
-    torch.manual_seed(config.seed)
+    device = child_device(config)
+    torch.manual_seed(config.seed)  # seeds the CUDA generators too (dropout on the GPU)
     train_ids = corpus.train[: config.train_tokens] if config.train_tokens else corpus.train
     valid_ids = corpus.valid[: config.valid_tokens] if config.valid_tokens else corpus.valid
-    train_data = batchify(train_ids, config.batch_size)
-    valid_data = batchify(valid_ids, config.eval_batch_size)
+    train_data = batchify(train_ids, config.batch_size).to(device)
+    valid_data = batchify(valid_ids, config.eval_batch_size).to(device)
 
     if build is not None:
         model = build()
@@ -165,6 +195,7 @@ def _train(
             tie_weights=config.tie_weights,
             impl=config.impl,
         )
+    model.to(device)  # built on the CPU after seeding: the same initial weights on any device
     params = sum(p.numel() for p in model.parameters())
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     best_state: dict[str, torch.Tensor] | None = None
@@ -217,6 +248,12 @@ def _train(
             for group in optimizer.param_groups:
                 group["lr"] /= config.lr_decay
 
+    diverged = divergence(best, corpus.vocab_size)
+    if diverged is not None:
+        return ChildResult.failed(
+            diverged, ppl=best, params=params, seconds=time.monotonic() - start,
+            epoch_ppl=epoch_ppl,
+        ), None  # fmt: skip
     if best_state is not None:
         model.load_state_dict(best_state)
     seconds = time.monotonic() - start

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import math
 import traceback
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from pynas.jsonio import to_jsonable
 
 # Reward given to a child that failed (NaN/Inf loss, divergence, crash): the worst possible.
 FAILURE_REWARD = 0.0
@@ -44,10 +45,5 @@ class ChildResult:
         return self.status == "ok"
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        # JSON has no NaN/Inf: store them as strings so a record never breaks the log.
-        out["metrics"] = {
-            k: (repr(v) if isinstance(v, float) and not math.isfinite(v) else v)
-            for k, v in self.metrics.items()
-        }
-        return out
+        """A JSON-ready dict: non-finite numbers at any depth as pynas.jsonio's strings."""
+        return to_jsonable(asdict(self))

@@ -12,13 +12,7 @@ from pynas.spaces.conv_space import PAPER_CHOICES, ConvNetSpace
 ONLY_ANCHORS = {"fh": (3,), "fw": (3,), "filters": (24,), "stride": (1,)}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small ops on shared cores run far faster on one thread; restore afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_shape_and_init_follow_spec():

@@ -118,8 +118,8 @@ def test_faults_killed_workers_and_a_killed_replica(cluster, tmp_path, capsys, k
     assert toy.version == 4
 
 
-def test_driver_killed_then_resumed(cluster, tmp_path, capsys):
-    run = tmp_path / "run"
+def driver_killed(cluster, run, logged):
+    """A 14-child search on `cluster` whose driver is SIGKILLed once `logged` children are in."""
     argv = [*TOY, *PS, "--address", cluster, "--children", "14", "--run-dir", str(run),
             "--child-delay", "0.3"]  # fmt: skip
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_USAGE_STATS_ENABLED": "0"}
@@ -127,23 +127,32 @@ def test_driver_killed_then_resumed(cluster, tmp_path, capsys):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     log = run / "children.jsonl"
     deadline = time.monotonic() + 120
-    while not (log.exists() and log.read_bytes().count(b"\n") >= 5):
+    while not (log.exists() and log.read_bytes().count(b"\n") >= logged):
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "the Ray search made no progress"
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
-    before = records(run)
-    assert 5 <= len(before) < 14
-    code, out, err = run_main(["--resume", str(run)], capsys)
-    assert code == 0, err
-    assert "resumed:" in err
+    return records(run)
+
+
+def assert_resumed_exactly_once(run, before):
     got = records(run)
     assert got[: len(before)] == before  # nothing logged before the kill was lost or rewritten
     assert sorted(r["index"] for r in got) == list(range(14))  # and nothing was duplicated
     assert_each_gradient_applied_once(run, batches=7, grads_per_update=1)
     summary = json.loads((run / "summary.json").read_text())
     assert summary["complete"] and summary["children_done"] == 14
+
+
+def test_driver_killed_then_resumed(cluster, tmp_path, capsys):
+    run = tmp_path / "run"
+    before = driver_killed(cluster, run, logged=5)
+    assert 5 <= len(before) < 14
+    code, out, err = run_main(["--resume", str(run)], capsys)
+    assert code == 0, err
+    assert "resumed:" in err
+    assert_resumed_exactly_once(run, before)
 
 
 def test_other_strategies_run_each_child_as_a_ray_task(cluster, tmp_path, capsys):
@@ -183,3 +192,17 @@ def test_ptb_search_on_ray(cluster, tmp_path, capsys, ptb_dir):
     assert all(r["status"] == "ok" and r["ppl"] > 1 for r in got)
     assert_each_gradient_applied_once(run, batches=2, grads_per_update=1)
     assert "top architectures" in out
+
+
+def test_damaged_checkpoint_falls_back_to_the_previous_one(cluster, tmp_path, capsys):
+    run = tmp_path / "run"
+    before = driver_killed(cluster, run, logged=7)
+    latest = run / "checkpoint.pt"
+    assert (run / "checkpoint.prev.pt").is_file()
+    latest.write_bytes(latest.read_bytes()[:200])  # truncated
+    code, out, err = run_main(["--resume", str(run)], capsys)
+    assert code == 0, err
+    assert (
+        "checkpoint.pt cannot be read" in err and "continuing from the previous checkpoint" in err
+    )
+    assert_resumed_exactly_once(run, before)

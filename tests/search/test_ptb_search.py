@@ -32,3 +32,8 @@ def test_ptb_children_are_logged_with_their_metrics(tmp_path, ptb_dir):
         else:
             assert r["reward"] == 0.0 and r["reason"]
     assert summary["children_done"] == 4 and strategy.version == 2
+    # a search whose children all fail is broken, not a result: at least one child must train
+    ok = [r for r in records if r["status"] == "ok"]
+    assert ok, [r["reason"] for r in records]
+    best = summary["top"][0]
+    assert best["index"] in {r["index"] for r in ok} and 1 < best["ppl"] < 10_000

@@ -1,7 +1,6 @@
 """Training a CNN child on CIFAR-10: reward, learning, recorded failures."""
 
 import pytest
-import torch
 
 from pynas.arch import ConvNet
 from pynas.children.conv_net import ConvChild, count_parameters
@@ -26,13 +25,7 @@ def data(cifar10_dir):
     return load_cifar10(cifar10_dir)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small convs on shared cores run far faster on one thread; restore afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_tiny_child_trains_and_scores(data):

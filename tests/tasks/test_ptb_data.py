@@ -1,8 +1,21 @@
+import lzma
+import re
+import shutil
+
 import pytest
 import torch
 
+from pynas.data import PTB_DIR
+from pynas.tasks import ptb_data
 from pynas.tasks.data import DataError
-from pynas.tasks.ptb_data import EOS, batchify, bptt_windows, load_corpus
+from pynas.tasks.ptb_data import (
+    EOS,
+    PACKAGED,
+    PACKAGED_SHA256,
+    batchify,
+    bptt_windows,
+    load_corpus,
+)
 
 
 def test_standard_split_counts(ptb_dir):
@@ -32,9 +45,51 @@ def test_env_variable_points_at_parent_or_task_folder(ptb_dir, monkeypatch):
     assert load_corpus().vocab_size == 10_000
 
 
-def test_no_data_dir_anywhere(monkeypatch):
+def test_packaged_copy_is_the_default_and_equals_the_text_files(ptb_dir, monkeypatch):
     monkeypatch.delenv("PYNAS_DATA", raising=False)
-    with pytest.raises(DataError, match="--data-dir DIR or set PYNAS_DATA"):
+    packaged = load_corpus()
+    assert packaged.source == PACKAGED
+    files = load_corpus(ptb_dir)
+    assert packaged.words == files.words
+    for split in ("train", "valid", "test"):
+        assert torch.equal(getattr(packaged, split), getattr(files, split))
+
+
+def test_packaged_checksums_are_those_of_source_md():
+    table = (PTB_DIR / "SOURCE.md").read_text()
+    for name, digest in PACKAGED_SHA256.items():
+        assert re.search(rf"\| {re.escape(name)} +\| [0-9a-f]{{32}} \| {digest} \|", table), name
+    assert sorted(p.name for p in PTB_DIR.glob("*.xz")) == ["test.txt.xz", "train.txt.xz",
+                                                           "valid.txt.xz"]  # fmt: skip
+
+
+@pytest.fixture
+def packaged_copy(tmp_path, monkeypatch):
+    """A writable copy of the packaged files that load_corpus() reads instead."""
+    for path in PTB_DIR.glob("*.xz"):
+        shutil.copy(path, tmp_path / path.name)
+    monkeypatch.setattr(ptb_data, "PTB_DIR", tmp_path)
+    monkeypatch.delenv("PYNAS_DATA", raising=False)
+    ptb_data._load.cache_clear()
+    yield tmp_path
+    ptb_data._load.cache_clear()
+
+
+def test_damaged_packaged_file_is_refused_by_its_checksum(packaged_copy):
+    text = lzma.decompress((packaged_copy / "valid.txt.xz").read_bytes())
+    (packaged_copy / "valid.txt.xz").write_bytes(lzma.compress(text.replace(b" the ", b" a ", 1)))
+    with pytest.raises(DataError, match=r"valid.txt.xz is damaged: its text has SHA-256 [0-9a-f]+"):
+        load_corpus()
+    (packaged_copy / "test.txt.xz").write_bytes(b"not xz at all")
+    (packaged_copy / "valid.txt.xz").unlink()
+    with pytest.raises(DataError, match="lacks .*valid.txt.xz; reinstall pynas"):
+        load_corpus()
+
+
+def test_truncated_packaged_file(packaged_copy):
+    raw = (packaged_copy / "test.txt.xz").read_bytes()
+    (packaged_copy / "test.txt.xz").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(DataError, match="cannot read .*test.txt.xz.*--data-dir DIR"):
         load_corpus()
 
 
