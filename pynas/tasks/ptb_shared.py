@@ -32,7 +32,7 @@ from pynas.arch import RNNCell
 from pynas.children.shared_language_model import SharedCellLanguageModel
 from pynas.children.tree_rnn import DEFAULT_IMPL
 from pynas.ops.tree_cell import stack_programs
-from pynas.tasks.ptb import reward_from_ppl
+from pynas.tasks.ptb import divergence, reward_from_ppl
 from pynas.tasks.ptb_data import Corpus, batchify, bptt_windows
 from pynas.tasks.result import FAILURE_REWARD, ChildResult
 
@@ -82,8 +82,9 @@ class SharedConfig:
     dropout: float = 0.2
     tie_weights: bool = True
     carry_state: str = "keep"  # "keep": rows keep their state when their program changes
-    # A row (or scored architecture) diverges when its mean loss per token is non-finite or
-    # above this multiple of ln(vocab), the loss of the uniform model (2: ppl above vocab²).
+    # A training row is masked when its mean loss per token on the window is above this
+    # multiple of ln(vocab), the uniform model's loss (2: ppl above vocab²; one window of a few
+    # rows is noisy, so the limit is looser than the scoring rule, ppl above vocab).
     loss_limit_factor: float = 2.0
     # An architecture whose mean row loss is more than this many nats above the median
     # architecture's in the step is masked for the step (None: off): its gradient would
@@ -546,15 +547,14 @@ class SharedEngine:
         return sums
 
     def _score_result(self, loss: float, tokens: int) -> ChildResult:
+        """A scored architecture fails as a standalone child does: a non-finite loss, or a
+        perplexity above the uniform model's (:func:`pynas.tasks.ptb.divergence`; ppl kept)."""
         if not math.isfinite(loss):
             return ChildResult.failed(f"{NONFINITE_LOSS} with the shared weights", tokens=tokens)
-        if loss > self.loss_limit:
-            return ChildResult.failed(
-                f"diverged with the shared weights: loss {loss:.3g} per token is above "
-                f"{self.loss_limit:.3g} ({self.config.loss_limit_factor:g} x ln vocab)",
-                ppl=math.exp(loss) if loss < 700 else math.inf, tokens=tokens,
-            )  # fmt: skip
-        ppl = math.exp(loss)
+        ppl = math.exp(loss) if loss < 700 else math.inf
+        diverged = divergence(ppl, self.vocab_size)
+        if diverged is not None:
+            return ChildResult.failed(f"{diverged} (shared weights)", ppl=ppl, tokens=tokens)
         return ChildResult(
             status="ok", reward=reward_from_ppl(ppl), metrics={"ppl": ppl, "tokens": tokens}
         )

@@ -26,6 +26,8 @@ from pynas.tasks.ptb_shared import (
 )
 from pynas.tasks.result import FAILURE_REWARD, ChildResult
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 NAS = NAMED_CELLS["nas_cell"]
 TINY = SharedConfig(
     hidden=16, batch_size=8, bptt=10, lr=10.0, train_tokens=20_000, valid_tokens=2_000,
@@ -46,14 +48,6 @@ TANH_CELL = uniform_cell(("add", "tanh"), ("add", "tanh"), ("add", "tanh"))
 @pytest.fixture(scope="module")
 def corpus(ptb_dir):
     return load_corpus(ptb_dir)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def exploding_engine(corpus, config: SharedConfig = TINY) -> SharedEngine:
@@ -217,12 +211,16 @@ def test_batched_scores_equal_each_architectures_own_evaluation(corpus):
     results = engine.evaluate(archs, data)
     for arch, result in zip(archs, results, strict=True):
         want = evaluate_ppl(engine.model.standalone(arch), data, TINY.bptt)
+        assert result.metrics["tokens"] == 25 * data.shape[1]
         if result.ok:
             assert result.metrics["ppl"] == pytest.approx(want, rel=1e-4)
             assert result.reward == pytest.approx(80 / want**2, rel=1e-4)
-            assert result.metrics["tokens"] == 25 * data.shape[1]
+        elif "ppl" in result.metrics:  # the standalone child's divergence rule, ppl kept
+            assert result.metrics["ppl"] == pytest.approx(want, rel=1e-4)
+            assert want > corpus.vocab_size and "diverged" in result.reason
+            assert result.reward == FAILURE_REWARD
         else:
-            assert not want < 100 * corpus.vocab_size, (result.reason, want)
+            assert not math.isfinite(want), (result.reason, want)
     # rank(): the whole validation slice, in chunks, same numbers as one call
     whole = batchify(corpus.valid[: TINY.valid_tokens], TINY.eval_batch_size)
     ranked = engine.rank(archs, per_call=2)
@@ -238,6 +236,22 @@ def test_score_moves_through_the_validation_split_and_wraps(corpus):
     engine.score_window = windows - 1  # too few windows left: start again at the beginning
     again = engine.score([NAS], windows=2)[0].metrics["ppl"]
     assert again == pytest.approx(first, rel=1e-6) and engine.score_window == 2
+
+
+def test_a_scored_architecture_fails_by_the_standalone_childs_rule(corpus):
+    """Above the uniform model's ppl (the vocabulary size): failed, diverged, ppl kept."""
+    engine = SharedEngine(TINY, corpus)
+    good = engine._score_result(math.log(500.0), tokens=70)
+    assert good.ok and good.reward == pytest.approx(80 / 500**2)
+    assert good.metrics == {"ppl": pytest.approx(500.0), "tokens": 70}
+    diverged = engine._score_result(math.log(2.0 * corpus.vocab_size), tokens=70)
+    assert diverged.status == "failed" and diverged.reward == FAILURE_REWARD
+    assert "diverged" in diverged.reason and "shared weights" in diverged.reason
+    assert diverged.metrics["ppl"] == pytest.approx(2.0 * corpus.vocab_size)
+    for loss in (math.nan, math.inf):
+        broken = engine._score_result(loss, tokens=70)
+        assert broken.status == "failed" and "non-finite" in broken.reason
+        assert "ppl" not in broken.metrics
 
 
 def test_told_reward_of_a_failure_is_the_failure_switch():
