@@ -16,45 +16,28 @@ model with the shared weights.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from pynas.arch import RNNCell
 from pynas.children.language_model import CellLanguageModel
-from pynas.children.tree_rnn import DEFAULT_IMPL, IMPLS
+from pynas.children.tree_rnn import DEFAULT_IMPL, TreeLeaves
 from pynas.children.word_language_model import WordLanguageModel
 from pynas.ops.tree_cell import Programs, tree_cell_sequence, tree_cell_sequence_reference
 
 
-class SharedTreeCellLayer(nn.Module):
+class SharedTreeCellLayer(TreeLeaves):
     """One recurrent layer whose program is chosen per call and per batch row.
 
-    Same parameters and initialisation as :class:`~pynas.children.tree_rnn.TreeCellLayer`
-    (uniform ±1/√H), so a shared model and a standalone child start from one distribution.
+    The parameters and initialisation of :class:`~pynas.children.tree_rnn.TreeCellLayer`, so
+    a shared model and a standalone child start from one distribution.
     """
 
     def __init__(
         self, base: int, input_size: int, hidden_size: int, impl: str = DEFAULT_IMPL
     ) -> None:
-        super().__init__()
-        if impl not in IMPLS:
-            raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+        super().__init__(base, input_size, hidden_size, impl)
         self.base = base
-        self.impl = impl
-        self.input_size = input_size
-        self.hidden_size = hidden_size
-        width = base * hidden_size
-        self.weight_ih = nn.Parameter(torch.empty(input_size, width))
-        self.bias = nn.Parameter(torch.empty(width))
-        self.weight_hh = nn.Parameter(torch.empty(hidden_size, width))
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for p in (self.weight_ih, self.bias, self.weight_hh):
-            nn.init.uniform_(p, -bound, bound)
 
     def forward(
         self,
@@ -63,10 +46,8 @@ class SharedTreeCellLayer(nn.Module):
         programs: Programs,
         row_program: torch.Tensor,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        steps, batch, _ = x.shape
         h0, c0 = state
-        xproj = torch.addmm(self.bias, x.reshape(steps * batch, -1), self.weight_ih)
-        xproj = xproj.view(steps, batch, -1)
+        xproj = self.project(x)
         run = tree_cell_sequence if self.impl == "fused" else tree_cell_sequence_reference
         out, h, c = run(programs, xproj, h0, c0, self.weight_hh, row_program=row_program)
         return out, (h, c)

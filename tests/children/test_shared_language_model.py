@@ -8,24 +8,19 @@ import pytest
 import torch
 from torch import nn
 
-from pynas.arch import ACTIVATIONS, COMBINES, NAMED_CELLS, RNNCell
+from pynas.arch import NAMED_CELLS, RNNCell
 from pynas.children.language_model import CellLanguageModel
 from pynas.children.shared_language_model import SharedCellLanguageModel
 from pynas.ops import stack_programs
+from pynas.spaces import RNNCellSpace
 from pynas.tasks.ptb_shared import rows_per_program
 
 VOCAB, HIDDEN, STEPS = 23, 6, 5
 
 
 def random_cell(base: int, rng: random.Random) -> RNNCell:
-    num_nodes = 2 * base - 1
-    return RNNCell(
-        base=base,
-        nodes=tuple((rng.choice(COMBINES), rng.choice(ACTIVATIONS)) for _ in range(num_nodes)),
-        inject=(rng.choice(COMBINES), rng.choice(ACTIVATIONS)),
-        c_out=rng.randrange(num_nodes),
-        inject_at=rng.randrange(num_nodes),
-    )
+    space = RNNCellSpace(base)
+    return space.to_arch(space.sample(rng))
 
 
 def random_state(model, batch: int, gen: torch.Generator):
