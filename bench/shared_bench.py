@@ -26,7 +26,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import platform
 import random
@@ -39,6 +38,7 @@ import torch
 from torch import nn
 
 from pynas.arch import RNNCell
+from pynas.jsonio import JsonlFile
 from pynas.ops import stack_programs
 from pynas.spaces import RNNCellSpace
 from pynas.tasks.ptb_data import batchify, load_corpus
@@ -158,7 +158,7 @@ def bench_slices(engine: SharedEngine, archs: list[RNNCell], shapes: list[tuple[
     """Ranking by short slices vs by the whole validation split, over all architectures and
     over the close ones (whole-split ppl within 2x of the best), whose order is the hard part."""
     start = time.perf_counter()
-    full = [r.metrics["ppl"] if r.ok else float("inf") for r in engine.rank(archs)]
+    full = [r.metrics.get("ppl", math.inf) for r in engine.rank(archs)]
     full_seconds = time.perf_counter() - start
     close = [i for i, p in enumerate(full) if p <= 2 * min(full)]
     print(f"\n{len(archs)} architectures ({len(close)} close); whole validation split: "
@@ -171,7 +171,7 @@ def bench_slices(engine: SharedEngine, archs: list[RNNCell], shapes: list[tuple[
         ppl = []
         for first in range(0, len(archs), 8):
             results = engine.evaluate(archs[first : first + 8], data)
-            ppl += [r.metrics["ppl"] if r.ok else float("inf") for r in results]
+            ppl += [r.metrics.get("ppl", math.inf) for r in results]
         seconds = time.perf_counter() - start
         tau_close = kendall_tau([ppl[i] for i in close], [full[i] for i in close])
         print(f"| {rows} x {windows} | {rows * (data.shape[0] - 1):,} | {seconds:.1f} | "
@@ -273,8 +273,8 @@ def main() -> None:
         bench_domination(engine, 64, args.seed)
     if "slices" in what:
         if args.archs:
-            lines = Path(args.archs).read_text().splitlines()
-            archs = [RNNCell.from_dict(json.loads(line)["arch"]) for line in lines if line]
+            records = JsonlFile(args.archs).read(repair=False).records
+            archs = [RNNCell.from_dict(r["arch"]) for r in records]
         else:
             space = RNNCellSpace(engine.config.base)
             archs = [space.to_arch(space.sample(rng)) for _ in range(40)]

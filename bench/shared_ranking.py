@@ -31,7 +31,6 @@ continues where it stopped):
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import random
 import statistics
@@ -44,6 +43,7 @@ from typing import Any
 import torch
 
 from pynas.arch import NAMED_CELLS, RNNCell
+from pynas.jsonio import JsonlFile
 from pynas.spaces import RNNCellSpace
 from pynas.tasks.ptb import PTBConfig, load_corpus, train_child
 from pynas.tasks.ptb_shared import NONFINITE_LOSS, SharedConfig, SharedEngine
@@ -75,18 +75,16 @@ def probe_set() -> dict[str, RNNCell]:
 
 
 def append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    with path.open("a") as f:
-        f.write(json.dumps(record) + "\n")
+    JsonlFile(path).append(record)
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return JsonlFile(path).read().records
 
 
 def ppl_of(result) -> float:
-    return result.metrics["ppl"] if result.ok else math.inf
+    """The result's ppl, also of a diverged (failed) one; inf when it has none."""
+    return result.metrics.get("ppl", math.inf)
 
 
 def save_engine(engine: SharedEngine, path: Path, seconds: float) -> None:
