@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
 
 from pynas.children.baseline_rnn import RNNLanguageModel
 from pynas.tasks.ptb import PTBConfig, evaluate_ppl, load_corpus, train_model
@@ -17,8 +16,8 @@ CONFIG = PTBConfig(
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.usefixtures("one_thread")
 def test_baseline_trains_with_train_model(ptb_dir, kind):
-    torch.set_num_threads(1)
     corpus = load_corpus(ptb_dir)
 
     def build() -> RNNLanguageModel:
