@@ -4,7 +4,8 @@ Stages (each writes into --out and is skipped when its output is there, so a sto
 continues where it stopped):
 
 1. ``train``: train the shared model (``SharedEngine``) on uniformly random base-8 cells, m per
-   step (or on one named cell alone: --train-on nas_cell), for --train-steps steps or
+   step (or m of the 9 probe cells below: --train-on probes, a search that has concentrated
+   on a few cells; or one named cell alone: --train-on nas_cell), for --train-steps steps or
    --train-minutes minutes. ``train.jsonl``: one line per step (loss, masked rows, skipped);
    ``probe.jsonl``: every --probe-every steps, the shared-weight ppl of a fixed probe set (the
    NAS cell, random cells, two cells built to explode) on the first 2,800 validation tokens.
@@ -125,6 +126,8 @@ def stage_train(args, corpus, out: Path) -> SharedEngine:
     while engine.totals.steps < limit_steps and time.monotonic() - start < limit_seconds:
         if args.train_on == "random":
             archs = [space.to_arch(space.sample(rng)) for _ in range(args.m)]
+        elif args.train_on == "probes":  # the NAS cell and random0..random7
+            archs = rng.sample(list(probes.values())[:9], args.m)
         else:  # one named cell: the shared model as a plain child, for comparison
             archs = [NAMED_CELLS[args.train_on]]
         report = engine.train_step(archs)
@@ -285,8 +288,9 @@ def main() -> None:
     p.add_argument(
         "--train-on",
         default="random",
-        choices=["random", *NAMED_CELLS],
-        help="uniformly random cells (m per step) or one named cell alone",
+        choices=["random", "probes", *NAMED_CELLS],
+        help="uniformly random cells (m per step), m of the NAS cell and the 8 random probe "
+        "cells, or one named cell alone",
     )
     p.add_argument("--hidden", type=int, default=200)
     p.add_argument("--batch-size", type=int, default=SharedConfig.batch_size)
