@@ -119,7 +119,7 @@ def train_child(
 
 
 def train_model(
-    arch: RNNCell,
+    arch: RNNCell | None,
     config: PTBConfig,
     corpus: Corpus,
     progress: bool = False,
@@ -132,12 +132,15 @@ def train_model(
     `build()`, if given, makes the untrained model instead of the default
     ``CellLanguageModel(arch, vocab, config.hidden, ...)``; it is called after seeding, so a
     factory building the same module gets the same initial weights as :func:`train_child`.
+    `arch` may be None when `build` is given (e.g. an LSTM or GRU baseline).
     """
+    if arch is None and build is None:
+        raise ValueError("train_model needs an architecture or a build() factory")
     return _run(arch, config, corpus, progress, on_epoch, build, keep_best=True)
 
 
 def _run(
-    arch: RNNCell,
+    arch: RNNCell | None,
     config: PTBConfig,
     corpus: Corpus,
     progress: bool,
@@ -153,7 +156,7 @@ def _run(
 
 
 def _train(
-    arch: RNNCell,
+    arch: RNNCell | None,
     config: PTBConfig,
     corpus: Corpus,
     progress: bool,
