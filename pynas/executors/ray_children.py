@@ -2,7 +2,7 @@
 
 Each child is one task (``num_cpus``/``num_gpus`` as configured; a child given GPUs trains on
 ``cuda``, which inside the task is the GPU Ray assigned to it, see
-:func:`pynas.executors.options.child_device`). The retries are ours, not
+:func:`pynas.search.execution.child_device`). The retries are ours, not
 Ray's (``max_retries=0``): a child whose worker process died (SIGKILL, out of memory, a lost
 node) is submitted again up to ``retries`` times, so every record knows its attempts and, in
 the end, why it failed. An exception inside the child never gets here: the evaluator turns it
@@ -10,7 +10,7 @@ into a failed result.
 
 :class:`RayExecutor` offers the same ``map(fn, items)`` as the local executors, for the
 synchronous search loop (random search, evolution); REINFORCE on Ray uses the parameter
-servers instead (:mod:`pynas.search.ray_search`).
+servers instead (:mod:`pynas.search.distributed.search`).
 """
 
 from __future__ import annotations

@@ -14,10 +14,10 @@ from typing import Any
 import torch
 
 from pynas.argtypes import UsageError, nonnegative_float, positive_int, run_main
-from pynas.executors import options as execution
 from pynas.executors.child import TaskSpec
-from pynas.executors.select import make_search
 from pynas.io import finite_float
+from pynas.search import execution
+from pynas.search.backends import make_search
 from pynas.search.display import SearchDisplay
 from pynas.search.journal import RunDirError, RunJournal
 from pynas.search.settings import META_FORMAT, STRATEGIES, RunSettings

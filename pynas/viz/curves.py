@@ -7,7 +7,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from pynas.viz import pyplot
+from pynas.viz.backend import pyplot
 
 
 def _finite(value: Any) -> float | None:

@@ -7,9 +7,8 @@ import json
 import pytest
 import torch
 
-from pynas.executors import options as execution
 from pynas.retrain import cli as retrain_cli
-from pynas.search import Budget, RunJournal, Search, make_task
+from pynas.search import Budget, RunJournal, Search, execution, make_task
 from pynas.search.cli import main as search_main
 from pynas.strategies import Reinforce
 from pynas.tasks.ptb import TASK as PTB

@@ -138,7 +138,7 @@ def check_new_run(settings: dict[str, Any], strategy: Any) -> None:
     from pynas.strategies import Reinforce
 
     if settings["executor"] == "ray" and isinstance(strategy, Reinforce):
-        from pynas.executors.ray_server import split_names
+        from pynas.search.distributed.server import split_names
 
         sizes = {n: p.numel() for n, p in strategy.controller.named_parameters()}
         try:

@@ -1,6 +1,6 @@
 """The coordinator without Ray: batches, restarted replicas, restored batches, events."""
 
-from pynas.executors.ray_coordinator import Coordinator
+from pynas.search.distributed.coordinator import Coordinator
 
 
 def record(i, reward=0.5):

@@ -3,7 +3,12 @@
 import pytest
 import torch
 
-from pynas.executors.ray_server import ParameterShard, merge_adam_states, merge_params, split_names
+from pynas.search.distributed.server import (
+    ParameterShard,
+    merge_adam_states,
+    merge_params,
+    split_names,
+)
 from pynas.spaces import DecisionSpace
 from pynas.strategies import Reinforce
 

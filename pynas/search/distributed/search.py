@@ -1,10 +1,11 @@
 """REINFORCE on Ray with parameter servers (SPEC §6): the driver.
 
-The driver starts S :class:`~pynas.executors.ray_server.ParameterShard` actors (the
+The driver starts S :class:`~pynas.search.distributed.server.ParameterShard` actors (the
 controller's parameters, Adam state, version; shard 0 also the baseline), a
-:class:`~pynas.executors.ray_coordinator.Coordinator` and K
-:class:`~pynas.executors.ray_replica.Replica` actors, each of which trains batches of m children
-as Ray tasks and pushes gradients asynchronously; the servers apply an update per g gradients.
+:class:`~pynas.search.distributed.coordinator.Coordinator` and K
+:class:`~pynas.search.distributed.replica.Replica` actors, each of which trains batches of m
+children as Ray tasks and pushes gradients asynchronously; the servers apply an update per g
+gradients.
 The driver only watches: it drains the coordinator's events, writes every finished child once
 to ``children.jsonl``, restarts dead replicas, stops handing out work at the time limit, and
 checkpoints.
@@ -48,9 +49,9 @@ from typing import Any
 
 from pynas.argtypes import UsageError
 from pynas.executors.child import TaskSpec
-from pynas.executors.ray_server import merge_adam_states, merge_params, split_names
 from pynas.io import JsonlFile
 from pynas.search.display import SearchDisplay
+from pynas.search.distributed.server import merge_adam_states, merge_params, split_names
 from pynas.search.journal import CHECKPOINT_FORMAT, Batch, RunDirError, RunJournal
 from pynas.search.records import summarize
 from pynas.search.settings import RunSettings
@@ -183,8 +184,8 @@ class RaySearch:
         return self.summary()
 
     def _start_actors(self, actors: list[Any]) -> tuple[list[Any], Any, dict[int, Any]]:
-        from pynas.executors.ray_coordinator import Coordinator
-        from pynas.executors.ray_server import ParameterShard
+        from pynas.search.distributed.coordinator import Coordinator
+        from pynas.search.distributed.server import ParameterShard
 
         ray = self._ray
         settings = self.strategy.settings
@@ -226,7 +227,7 @@ class RaySearch:
         return shards, coordinator, replicas
 
     def _replica(self, k: int, shards: list[Any], coordinator: Any) -> Any:
-        from pynas.executors.ray_replica import Replica
+        from pynas.search.distributed.replica import Replica
 
         s = self.settings
         return self._ray.remote(num_cpus=0, max_restarts=0)(Replica).remote(

@@ -2,7 +2,7 @@
 
 * local, in this process: :class:`pynas.search.loop.Search` with the in-process executor;
 * local, ``--workers N``: the same loop over a :class:`~pynas.executors.pool.WorkerPool`;
-* ray, REINFORCE: :class:`pynas.search.ray_search.RaySearch` (parameter servers, replicas);
+* ray, REINFORCE: :class:`pynas.search.distributed.search.RaySearch` (parameter servers, replicas);
 * ray, other strategies: the same loop with each child a Ray task (:class:`RayExecutor`).
 
 All of them write the same run directory. Nothing starts before ``run_all``; ``close``
@@ -31,7 +31,7 @@ def make_search(
     from pynas.strategies import Reinforce
 
     if settings["executor"] == "ray" and isinstance(strategy, Reinforce):
-        from pynas.search.ray_search import RaySearch, RaySettings
+        from pynas.search.distributed.search import RaySearch, RaySettings
 
         ray_settings = RaySettings(
             servers=settings["servers"],
