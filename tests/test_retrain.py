@@ -20,12 +20,7 @@ TINY = {
 QUICK = ["--valid-limit", "800", "--test-limit", "2000", "--quiet"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread
 
 
 def make_run(path, task_name, child, data_dir, children=8, batch=4):

@@ -15,12 +15,7 @@ TINY = ptb.PTBConfig(
 )  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def one_thread():  # small models on a shared 2-core machine: threads only add contention
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread
 
 
 @pytest.fixture(scope="module")

@@ -15,10 +15,11 @@ from collections.abc import Callable
 from typing import Any
 
 from pynas.executors.child import ChildEvaluator, TaskSpec
+from pynas.search.settings import ExecutionSettings
 
 
 def make_search(
-    settings: dict[str, Any],
+    settings: ExecutionSettings,
     run: Any,
     task: Any,
     spec: TaskSpec,
@@ -30,34 +31,23 @@ def make_search(
     from pynas.search.loop import Search
     from pynas.strategies import Reinforce
 
-    if settings["executor"] == "ray" and isinstance(strategy, Reinforce):
-        from pynas.search.distributed.search import RaySearch, RaySettings
+    if settings.on_ray and isinstance(strategy, Reinforce):
+        from pynas.search.distributed.search import RaySearch
 
-        ray_settings = RaySettings(
-            servers=settings["servers"],
-            replicas=settings["replicas"],
-            child_cpus=settings["child_cpus"],
-            child_gpus=settings["child_gpus"],
-            retries=settings["child_retries"],
-            address=settings["address"],
-        )
-        search = RaySearch(run, task, spec, run_settings, strategy, ray_settings, display)
+        search = RaySearch(run, task, spec, run_settings, strategy, settings, display)
         return search, lambda: None  # RaySearch.run_all releases Ray itself
     evaluator = ChildEvaluator(spec, task)
     executor: Any
-    if settings["executor"] == "ray":
+    if settings.on_ray:
         from pynas.executors.ray_children import RayExecutor
 
         executor = RayExecutor(
-            settings["address"],
-            settings["child_cpus"],
-            settings["child_gpus"],
-            settings["child_retries"],
+            settings.address, settings.child_cpus, settings.child_gpus, settings.child_retries
         )
-    elif settings["workers"]:
+    elif settings.workers:
         from pynas.executors.pool import WorkerPool
 
-        executor = WorkerPool(settings["workers"], settings["child_retries"], spec.threads)
+        executor = WorkerPool(settings.workers, settings.child_retries, spec.threads)
     else:
         search = Search(run, task, strategy, run_settings.budget, display=display)
         return search, lambda: None

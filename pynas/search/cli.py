@@ -20,7 +20,7 @@ from pynas.search import execution
 from pynas.search.backends import make_search
 from pynas.search.display import SearchDisplay
 from pynas.search.journal import RunDirError, RunJournal
-from pynas.search.settings import META_FORMAT, STRATEGIES, RunSettings
+from pynas.search.settings import META_FORMAT, STRATEGIES, ExecutionSettings, RunSettings
 from pynas.search.tensorboard import TensorBoardLogger, require_tensorboard
 from pynas.spaces import DecisionSpace
 from pynas.strategies import PRESETS, Reinforce
@@ -203,13 +203,13 @@ def _search(
         budget.children, stream=stream, enabled=not args.quiet, time_limit=budget.time_limit
     )
     strategy = settings.make_strategy(task.space)
+    where = settings.execution
     if args.resume:  # the run's settings, with --workers/--address of this session
-        where = execution.resumed_execution(settings.execution.to_dict(), args)
-    else:
-        where = settings.execution.to_dict()
+        where = ExecutionSettings.from_dict(execution.resumed_execution(where.to_dict(), args))
     spec = TaskSpec(settings.task, budget.child, settings.seed, data_dir, args.threads)
     search, close = make_search(where, run, task, spec, settings, strategy, display)
     search.restore()
+    runs_on = where.describe(settings.strategy)
     action = "resuming" if args.resume else "starting"
     limit = f", time limit {budget.time_limit / 60:.1f} min" if budget.time_limit else ""
     print(
@@ -220,7 +220,7 @@ def _search(
             else ""
         )
         + f", budget {settings.budget_name} (up to {budget.children} children, "
-        f"m={budget.batch_size}{limit}), children {execution.describe(where, settings.strategy)}, "
+        f"m={budget.batch_size}{limit}), children {runs_on}, "
         f"run {run.path}",
         file=stream,
         flush=True,

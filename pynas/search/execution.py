@@ -19,15 +19,13 @@ import argparse
 from typing import Any
 
 from pynas.argtypes import UsageError, nonnegative_float, nonnegative_int, positive_int
+from pynas.search.settings import EXECUTORS, ExecutionSettings
 from pynas.tasks.base import Task
 from pynas.tasks.device import DEVICES_HELP, add_device_argument
 
-EXECUTORS = ("local", "ray")
 RAY_ONLY = ("address", "servers", "replicas", "child_cpus", "child_gpus")
-DEFAULTS: dict[str, Any] = {
-    "executor": "local", "workers": None, "child_retries": 2, "address": None,
-    "servers": 2, "replicas": 2, "child_cpus": 1.0, "child_gpus": 0.0,
-}  # fmt: skip
+# run.json's `execution` with every key (runs of earlier versions may lack some)
+DEFAULTS: dict[str, Any] = ExecutionSettings().to_dict()
 
 
 def _flag(name: str) -> str:
@@ -232,18 +230,3 @@ def check_child_device(
                 f"{exc.problem}; resume it on a machine that has that device"
             ) from None
         raise UsageError(str(exc)) from None
-
-
-def describe(settings: dict[str, Any], strategy: str) -> str:
-    """A few words for the start-up line."""
-    if settings["executor"] == "ray":
-        where = settings["address"] or "a local Ray instance"
-        if strategy == "reinforce":
-            return (
-                f"Ray ({where}), {settings['servers']} parameter servers, "
-                f"{settings['replicas']} replicas"
-            )
-        return f"Ray ({where}), a task per child"
-    if settings["workers"]:
-        return f"{settings['workers']} local worker processes"
-    return "in this process"

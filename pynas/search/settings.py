@@ -17,7 +17,7 @@ lack some of its keys: they take their defaults).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from pynas.spaces import DecisionSpace
@@ -149,7 +149,3 @@ class RunSettings:
         if self.strategy == "evolution":
             return RegularizedEvolution(space, seed=self.seed)
         raise ValueError(f"unknown strategy {self.strategy!r}; choose one of {list(STRATEGIES)}")
-
-
-def _field_names(cls: type) -> set[str]:
-    return {f.name for f in fields(cls)}

@@ -44,17 +44,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from pynas.argtypes import UsageError
+from pynas.executors.base import death_reason
 from pynas.executors.child import TaskSpec
 from pynas.io import JsonlFile
 from pynas.search.display import SearchDisplay
 from pynas.search.distributed.server import merge_adam_states, merge_params, split_names
 from pynas.search.journal import CHECKPOINT_FORMAT, Batch, RunDirError, RunJournal
 from pynas.search.records import summarize
-from pynas.search.settings import RunSettings
+from pynas.search.settings import ExecutionSettings, RunSettings
 from pynas.strategies import Reinforce
 from pynas.tasks.base import SearchTask
 
@@ -62,15 +62,7 @@ GRADIENTS = "gradients.jsonl"
 POLL_SECONDS = 0.25
 
 
-@dataclass(frozen=True)
-class RaySettings:
-    servers: int = 2  # S
-    replicas: int = 2  # K
-    child_cpus: float = 1.0
-    child_gpus: float = 0.0
-    retries: int = 2  # re-runs of a child whose worker died
-    address: str | None = None  # None: start a local Ray instance
-    max_replica_restarts: int = 10  # per replica, then the search stops with an error
+MAX_REPLICA_RESTARTS = 10  # per replica, then the search stops with an error
 
 
 class RaySearch:
@@ -81,7 +73,7 @@ class RaySearch:
         spec: TaskSpec,
         run_settings: RunSettings,
         strategy: Reinforce,
-        settings: RaySettings,
+        settings: ExecutionSettings,
         display: SearchDisplay | None = None,
     ) -> None:
         if not isinstance(strategy, Reinforce):
@@ -239,7 +231,7 @@ class RaySearch:
             self.slices,
             s.child_cpus,
             s.child_gpus,
-            s.retries,
+            s.child_retries,
         )
 
     def _loop(
@@ -265,11 +257,10 @@ class RaySearch:
 
     def _restart(self, k: int, exc: BaseException, shards: list[Any], coordinator: Any) -> Any:
         self.restarts[k] = self.restarts.get(k, 0) + 1
-        if self.restarts[k] > self.settings.max_replica_restarts:
+        if self.restarts[k] > MAX_REPLICA_RESTARTS:
             raise RuntimeError(f"replica {k} died {self.restarts[k]} times; giving up: {exc}")
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         self.display.message(
-            f"replica {k} died ({reason}); restarting it from the servers' parameters"
+            f"{death_reason(exc, f'replica {k}')}; restarting it from the servers' parameters"
         )
         return self._replica(k, shards, coordinator)
 

@@ -40,15 +40,6 @@ def cluster():
         ray.shutdown()
 
 
-def run_main(argv, capsys):
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def records(run):
     return [json.loads(line) for line in (run / "children.jsonl").read_text().splitlines()]
 
@@ -81,7 +72,7 @@ def assert_each_gradient_applied_once(run, batches, grads_per_update):
     return state
 
 
-def test_faults_killed_workers_and_a_killed_replica(cluster, tmp_path, capsys, killer):
+def test_faults_killed_workers_and_a_killed_replica(cluster, tmp_path, run_cli, killer):
     run = tmp_path / "run"
     # child 3's worker dies once (re-run, ok); child 6's on every attempt (failed after 2);
     # the replica working on batch 5 is killed while it trains child 10 (it is restarted from
@@ -89,7 +80,7 @@ def test_faults_killed_workers_and_a_killed_replica(cluster, tmp_path, capsys, k
     kill = killer({"pynas-c3": 1, "pynas-c6": 99, "pynas-b5@pynas-c10": 1})
     argv = [*TOY, *PS, "--grads-per-update", "2", "--children", "16", "--run-dir", str(run),
             "--child-delay", "0.5", "--child-retries", "1"]  # fmt: skip
-    code, out, err = run_main(argv, capsys)
+    code, out, err = run_cli(main, argv)
     killed = kill.stop()
     assert code == 0, err
     assert [len(killed[k]) for k in kill.killed] == [1, 2, 1], killed  # c6: no 3rd attempt
@@ -145,27 +136,27 @@ def assert_resumed_exactly_once(run, before):
     assert summary["complete"] and summary["children_done"] == 14
 
 
-def test_driver_killed_then_resumed(cluster, tmp_path, capsys):
+def test_driver_killed_then_resumed(cluster, tmp_path, run_cli):
     run = tmp_path / "run"
     before = driver_killed(cluster, run, logged=5)
     assert 5 <= len(before) < 14
-    code, out, err = run_main(["--resume", str(run)], capsys)
+    code, out, err = run_cli(main, ["--resume", str(run)])
     assert code == 0, err
     assert "resumed:" in err
     assert_resumed_exactly_once(run, before)
 
 
-def test_other_strategies_run_each_child_as_a_ray_task(cluster, tmp_path, capsys):
+def test_other_strategies_run_each_child_as_a_ray_task(cluster, tmp_path, run_cli):
     run = tmp_path / "run"
     argv = [*TOY, "--executor", "ray", "--strategy", "random", "--children", "6",
             "--run-dir", str(run)]  # fmt: skip
-    code, _, err = run_main(argv, capsys)
+    code, _, err = run_cli(main, argv)
     assert code == 0, err
     assert sorted(r["index"] for r in records(run)) == list(range(6))
     assert "a task per child" in err
 
 
-def test_bad_ray_input_exits_2(cluster, tmp_path, capsys):
+def test_bad_ray_input_exits_2(cluster, tmp_path, run_cli):
     run = tmp_path / "run"
     cases = [
         (["--address", "127.0.0.1:1"], "no Ray cluster answers there"),
@@ -175,17 +166,17 @@ def test_bad_ray_input_exits_2(cluster, tmp_path, capsys):
     ]
     for k, (extra, message) in enumerate(cases):
         argv = [*TOY, "--executor", "ray", "--run-dir", str(run / str(k)), *extra]
-        code, _, err = run_main(argv, capsys)
+        code, _, err = run_cli(main, argv)
         assert code == 2 and message in err, (extra, err)
         assert not (run / str(k)).exists()  # refused before the run directory was made
 
 
 @pytest.mark.slow
-def test_ptb_search_on_ray(cluster, tmp_path, capsys, ptb_dir):
+def test_ptb_search_on_ray(cluster, tmp_path, run_cli, ptb_dir):
     run = tmp_path / "run"
     argv = ["--task", "ptb", "--data-dir", str(ptb_dir), *PS, "--children", "4",
             "--run-dir", str(run), "--quiet"]  # fmt: skip
-    code, out, err = run_main(argv, capsys)
+    code, out, err = run_cli(main, argv)
     assert code == 0, err
     got = records(run)
     assert sorted(r["index"] for r in got) == [0, 1, 2, 3]
@@ -194,13 +185,13 @@ def test_ptb_search_on_ray(cluster, tmp_path, capsys, ptb_dir):
     assert "top architectures" in out
 
 
-def test_damaged_checkpoint_falls_back_to_the_previous_one(cluster, tmp_path, capsys):
+def test_damaged_checkpoint_falls_back_to_the_previous_one(cluster, tmp_path, run_cli):
     run = tmp_path / "run"
     before = driver_killed(cluster, run, logged=7)
     latest = run / "checkpoint.pt"
     assert (run / "checkpoint.prev.pt").is_file()
     latest.write_bytes(latest.read_bytes()[:200])  # truncated
-    code, out, err = run_main(["--resume", str(run)], capsys)
+    code, out, err = run_cli(main, ["--resume", str(run)])
     assert code == 0, err
     assert (
         "checkpoint.pt cannot be read" in err and "continuing from the previous checkpoint" in err
