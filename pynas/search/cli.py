@@ -20,7 +20,7 @@ from pynas.search import execution
 from pynas.search.backends import make_search
 from pynas.search.display import SearchDisplay
 from pynas.search.journal import RunDirError, RunJournal
-from pynas.search.settings import META_FORMAT, STRATEGIES, ExecutionSettings, RunSettings
+from pynas.search.settings import META_FORMAT, STRATEGIES, RunSettings
 from pynas.search.tensorboard import TensorBoardLogger, require_tensorboard
 from pynas.spaces import DecisionSpace
 from pynas.strategies import PRESETS, Reinforce
@@ -129,7 +129,7 @@ def _new_meta(args: argparse.Namespace) -> dict[str, Any]:
         "preset": args.preset,
         "seed": args.seed,
         "data_dir": data_dir,
-        "execution": where,
+        "execution": where.to_dict(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -168,7 +168,7 @@ def main_body(args: argparse.Namespace) -> int:
     try:
         plugin = TASKS[settings.task]
         # a device this machine cannot provide: exit 2 now, not a failed child per child
-        execution.check_child_device(settings.execution.to_dict(), args, plugin, budget.child)
+        execution.check_child_device(settings.execution, args, plugin, budget.child)
         task = plugin.search_task(budget.child, settings.seed, data_dir)  # DataError -> usage
     except (TypeError, ValueError, AttributeError, KeyError) as exc:
         if run is None:
@@ -179,7 +179,7 @@ def main_body(args: argparse.Namespace) -> int:
         ) from None
     if run is None:
         # e.g. more parameter servers than the controller has tensors: refuse before creating
-        execution.check_new_run(settings.execution.to_dict(), settings.make_strategy(task.space))
+        execution.check_new_run(settings.execution, settings.make_strategy(task.space))
         run = RunJournal.create(args.run_dir, meta)
     run.lock()
     try:
@@ -205,7 +205,7 @@ def _search(
     strategy = settings.make_strategy(task.space)
     where = settings.execution
     if args.resume:  # the run's settings, with --workers/--address of this session
-        where = ExecutionSettings.from_dict(execution.resumed_execution(where.to_dict(), args))
+        where = execution.resumed_execution(where, args)
     spec = TaskSpec(settings.task, budget.child, settings.seed, data_dir, args.threads)
     search, close = make_search(where, run, task, spec, settings, strategy, display)
     search.restore()

@@ -16,6 +16,7 @@ only the GPUs it was given, so ``cuda`` is the child's own GPU.
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
 from typing import Any
 
 from pynas.argtypes import UsageError, nonnegative_float, nonnegative_int, positive_int
@@ -24,8 +25,6 @@ from pynas.tasks.base import Task
 from pynas.tasks.device import DEVICES_HELP, add_device_argument
 
 RAY_ONLY = ("address", "servers", "replicas", "child_cpus", "child_gpus")
-# run.json's `execution` with every key (runs of earlier versions may lack some)
-DEFAULTS: dict[str, Any] = ExecutionSettings().to_dict()
 
 
 def _flag(name: str) -> str:
@@ -101,14 +100,14 @@ def _given(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
     return [_flag(n) for n in names if getattr(args, n, None) is not None]
 
 
-def execution_settings(args: argparse.Namespace, strategy: str) -> dict[str, Any]:
+def execution_settings(args: argparse.Namespace, strategy: str) -> ExecutionSettings:
     """Validated settings of a new run (raises UsageError on a bad combination)."""
     executor = args.executor or "local"
-    settings = {k: (getattr(args, k) if getattr(args, k) is not None else v)
-                for k, v in DEFAULTS.items()}  # fmt: skip
-    settings["executor"] = executor
-    if settings["address"] == "local":
-        settings["address"] = None
+    given = {f.name: getattr(args, f.name) for f in fields(ExecutionSettings)}
+    settings = ExecutionSettings(**{k: v for k, v in given.items() if v is not None})
+    settings = settings.with_(executor=executor)
+    if settings.address == "local":
+        settings = settings.with_(address=None)
     if executor == "local":
         wrong = _given(args, RAY_ONLY)
         if wrong:
@@ -131,46 +130,45 @@ def execution_settings(args: argparse.Namespace, strategy: str) -> dict[str, Any
     return settings
 
 
-def check_new_run(settings: dict[str, Any], strategy: Any) -> None:
+def check_new_run(settings: ExecutionSettings, strategy: Any) -> None:
     """Checks that need the search space: S shards for the controller's parameter tensors."""
     from pynas.strategies import Reinforce
 
-    if settings["executor"] == "ray" and isinstance(strategy, Reinforce):
+    if settings.on_ray and isinstance(strategy, Reinforce):
         from pynas.search.distributed.server import split_names
 
         sizes = {n: p.numel() for n, p in strategy.controller.named_parameters()}
         try:
-            split_names(sizes, settings["servers"])
+            split_names(sizes, settings.servers)
         except ValueError as exc:
             raise UsageError(f"--servers: {exc}") from None
 
 
-def check_ray(settings: dict[str, Any]) -> None:
+def check_ray(settings: ExecutionSettings) -> None:
     """Ray is installed and the cluster address (if any) answers; else UsageError."""
     from pynas.executors.ray_runtime import check_address, import_ray
 
     import_ray()
-    if settings.get("address"):
-        check_address(settings["address"])
+    if settings.address:
+        check_address(settings.address)
 
 
-def resumed_execution(saved: dict[str, Any] | None, args: argparse.Namespace) -> dict[str, Any]:
+def resumed_execution(settings: ExecutionSettings, args: argparse.Namespace) -> ExecutionSettings:
     """The run's settings with what may change on --resume (--workers, --address)."""
-    settings = {**DEFAULTS, **(saved or {})}
-    if args.executor is not None and args.executor != settings["executor"]:
+    if args.executor is not None and args.executor != settings.executor:
         raise UsageError(
-            f"this run uses --executor {settings['executor']}; resume it with that executor"
+            f"this run uses --executor {settings.executor}; resume it with that executor"
         )
-    if settings["executor"] == "local":
+    if not settings.on_ray:
         if args.address is not None:
             raise UsageError("--address applies to --executor ray only")
         if args.workers is not None:
-            settings["workers"] = args.workers
+            settings = settings.with_(workers=args.workers)
         return settings
     if args.workers is not None:
         raise UsageError("--workers is for --executor local; this run uses Ray")
     if args.address is not None:
-        settings["address"] = None if args.address == "local" else args.address
+        settings = settings.with_(address=None if args.address == "local" else args.address)
     check_ray(settings)
     return settings
 
@@ -182,9 +180,9 @@ def resume_conflicts(args: argparse.Namespace) -> list[str]:
     return _given(args, fixed)
 
 
-def child_device(args: argparse.Namespace, settings: dict[str, Any]) -> str:
+def child_device(args: argparse.Namespace, settings: ExecutionSettings) -> str:
     """The device of a new run's children, from --device and the execution `settings`."""
-    gpus = settings["child_gpus"] if settings["executor"] == "ray" else 0.0
+    gpus = settings.child_gpus if settings.on_ray else 0.0
     device = args.device
     if gpus > 0:
         if device is None:
@@ -195,7 +193,7 @@ def child_device(args: argparse.Namespace, settings: dict[str, Any]) -> str:
                 f"as cuda; --device {device} does not fit: drop --device (or use --device cuda)"
             )
         return device
-    if device is not None and device != "cpu" and settings["executor"] == "ray":
+    if device is not None and device != "cpu" and settings.on_ray:
         raise UsageError(
             f"--device {device}: on Ray a child sees a GPU only if it asks for one; add "
             "--child-gpus G (e.g. --child-gpus 1) instead of --device"
@@ -204,7 +202,7 @@ def child_device(args: argparse.Namespace, settings: dict[str, Any]) -> str:
 
 
 def check_child_device(
-    settings: dict[str, Any] | None, args: argparse.Namespace, task: Task, child: Any
+    settings: ExecutionSettings, args: argparse.Namespace, task: Task, child: Any
 ) -> None:
     """UsageError now, before any child trains, if the children's device cannot work here.
 
@@ -212,12 +210,11 @@ def check_child_device(
     of a Ray cluster are not visible from here, so there a child checks its device itself (a
     failed child with the reason if its node cannot provide it).
     """
-    settings = {**DEFAULTS, **(settings or {})}  # runs of older versions may lack some
     device = task.device_of(child)
-    address = settings["address"]
+    address = settings.address
     if args.address is not None:  # --resume may move a run to another cluster
         address = None if args.address == "local" else args.address
-    if device == "cpu" or (settings["executor"] == "ray" and address):
+    if device == "cpu" or (settings.on_ray and address):
         return
     from pynas.tasks.device import DeviceError
 

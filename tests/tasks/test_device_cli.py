@@ -10,6 +10,7 @@ import torch
 from pynas.retrain import cli as retrain_cli
 from pynas.search import Budget, RunJournal, Search, execution, make_task
 from pynas.search.cli import main as search_main
+from pynas.search.settings import ExecutionSettings
 from pynas.strategies import Reinforce
 from pynas.tasks.ptb import TASK as PTB
 from pynas.train import main as train_main
@@ -106,10 +107,10 @@ def _namespace(**kw):
 
 
 def test_child_gpus_on_ray_means_cuda_and_a_cluster_is_not_checked_from_here():
-    ray = {**execution.DEFAULTS, "executor": "ray", "child_gpus": 1.0, "address": "head:6379"}
+    ray = ExecutionSettings(executor="ray", child_gpus=1.0, address="head:6379")
     assert execution.child_device(_namespace(), ray) == "cuda"
     assert execution.child_device(_namespace(device="cuda"), ray) == "cuda"
-    local = {**execution.DEFAULTS, "executor": "local"}
+    local = ExecutionSettings(executor="local")
     assert execution.child_device(_namespace(), local) == "cpu"
     assert execution.child_device(_namespace(device="cuda:1"), local) == "cuda:1"
     # a cluster's nodes are not this machine: no check here (the child checks on its node)
@@ -118,7 +119,7 @@ def test_child_gpus_on_ray_means_cuda_and_a_cluster_is_not_checked_from_here():
 
 @NO_CUDA
 def test_resume_of_a_cuda_run_here_is_refused_with_what_to_do():
-    ray = {**execution.DEFAULTS, "executor": "ray", "child_gpus": 1.0, "address": "head:6379"}
+    ray = ExecutionSettings(executor="ray", child_gpus=1.0, address="head:6379")
     args = _namespace(address="local", resume="RUN")  # moved to a local instance: checked here
     with pytest.raises(execution.UsageError) as info:
         execution.check_child_device(ray, args, PTB, PTB.child_settings({"device": "cuda"}))
