@@ -3,7 +3,7 @@
 For the NAS cell and a random base-8 cell at (B=64, H=200) and (B=20, H=650), T=35, float32:
 
 * ``op``       the fused op (pynas.ops.tree_cell_sequence)
-* ``eager``    the eager reference (pynas.children.reference_cell.reference_cell_sequence)
+* ``eager``    the eager reference (pynas.ops.reference_cell.reference_cell_sequence)
 * ``compiled`` torch.compile (inductor) of the reference *step*, looped over T in Python
 * ``lstm``     nn.LSTM(H, H) over x [T, B, H] (PyTorch's CPU LSTM; includes its input GEMM)
 * ``floor``    the op's matrix products alone: T x (h @ U), T x (dhp @ U^T), dU over all steps
@@ -43,8 +43,8 @@ from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
 from pynas.arch import ACTIVATIONS, COMBINES, NAMED_CELLS, RNNCell
-from pynas.children.reference_cell import reference_cell_sequence, reference_cell_step
 from pynas.ops import cell_program, tree_cell, tree_cell_isa, tree_cell_sequence
+from pynas.ops.reference_cell import reference_cell_sequence, reference_cell_step
 from pynas.tasks.ptb import PTBConfig
 
 STEPS = 35

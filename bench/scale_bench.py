@@ -38,7 +38,7 @@ import torch
 
 from pynas.executors.child import ChildEvaluator, TaskSpec
 from pynas.executors.pool import WorkerPool
-from pynas.search.budgets import get_budget
+from pynas.tasks.registry import TASKS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,9 +50,9 @@ def load() -> float:
 def ptb_items(n: int, data_dir: str) -> tuple[TaskSpec, list[tuple[int, str]]]:
     from pynas.spaces import RNNCellSpace
 
-    child = dict(get_budget("ptb", "default").child)
+    child = TASKS["ptb"].budget("default").child
     spec = TaskSpec("ptb", child, seed=0, data_dir=data_dir, threads=1)
-    space = RNNCellSpace(int(child.get("base", 8)))
+    space = RNNCellSpace(child.base)
     from pynas.strategies import RandomSearch
 
     archs = RandomSearch(space, seed=0).ask(n)
@@ -60,10 +60,10 @@ def ptb_items(n: int, data_dir: str) -> tuple[TaskSpec, list[tuple[int, str]]]:
 
 
 def toy_items(n: int, delay: float = 0.0) -> tuple[TaskSpec, list[tuple[int, str]]]:
-    from pynas.search.tasks import TOY_SPACE
     from pynas.strategies import RandomSearch
+    from pynas.tasks.toy import TOY_SPACE, ToyChild
 
-    spec = TaskSpec("toy", {"delay": delay}, seed=0)
+    spec = TaskSpec("toy", ToyChild(delay=delay), seed=0)
     archs = RandomSearch(TOY_SPACE, seed=0).ask(n)
     return spec, [(i, TOY_SPACE.arch_to_json(a)) for i, a in enumerate(archs)]
 

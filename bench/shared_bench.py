@@ -38,11 +38,11 @@ import torch
 from torch import nn
 
 from pynas.arch import RNNCell
-from pynas.jsonio import JsonlFile
+from pynas.io import JsonlFile
 from pynas.ops import stack_programs
 from pynas.spaces import RNNCellSpace
-from pynas.tasks.ptb_data import batchify, load_corpus
-from pynas.tasks.ptb_shared import SharedConfig, SharedEngine, rows_per_program
+from pynas.tasks.ptb import batchify, load_corpus
+from pynas.tasks.ptb.shared import SharedConfig, SharedEngine, rows_per_program
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rank_stats import kendall_tau, spearman_rho, top_overlap  # noqa: E402

@@ -44,10 +44,10 @@ from typing import Any
 import torch
 
 from pynas.arch import NAMED_CELLS, RNNCell
-from pynas.jsonio import JsonlFile
+from pynas.io import JsonlFile
 from pynas.spaces import RNNCellSpace
 from pynas.tasks.ptb import PTBConfig, load_corpus, train_child
-from pynas.tasks.ptb_shared import NONFINITE_LOSS, SharedConfig, SharedEngine
+from pynas.tasks.ptb.shared import NONFINITE_LOSS, SharedConfig, SharedEngine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rank_stats import kendall_tau, spearman_rho, top_overlap  # noqa: E402

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pynas.jsonio import DamagedFileError, DamagedLinesError, JsonlFile, finite_float, read_json
-from pynas.search.rundir import CHILDREN, DAMAGED_STATUS, META
-
-# The task's score of a child, besides the reward: (name, record field path, higher is better).
-METRICS: dict[str, tuple[str, bool]] = {"ptb": ("ppl", False), "cifar10": ("accuracy", True)}
+from pynas.io import DamagedFileError, DamagedLinesError, JsonlFile, finite_float, read_json
+from pynas.search.journal import CHILDREN, META
+from pynas.search.records import DAMAGED_STATUS
+from pynas.tasks.base import Metric
+from pynas.tasks.registry import TASKS
 
 
 class RunError(Exception):
@@ -43,15 +43,13 @@ def render_arch(arch: Any) -> str:
 
 
 def record_metric(record: dict[str, Any], task: str) -> float | None:
-    """The task's metric of a child record (ppl for ptb, accuracy for cifar10), if finite."""
-    if task not in METRICS:
-        return None
-    name = METRICS[task][0]
-    value = record.get(name)
-    if value is None:
-        metrics = record.get("metrics")
-        value = metrics.get(name) if isinstance(metrics, dict) else None
-    return finite_float(value)
+    """The task's metric of a child record (e.g. ppl, accuracy), if it has one and it is finite."""
+    return TASKS[task].metric_of(record) if task in TASKS else None
+
+
+def task_metric(task: str) -> Metric | None:
+    """The metric of the task called `task` (None: unknown task, or no metric besides reward)."""
+    return TASKS[task].metric if task in TASKS else None
 
 
 @dataclass
@@ -77,6 +75,12 @@ class RunData:
     @property
     def task(self) -> str:
         return str(self.meta.get("task", "?"))
+
+    @property
+    def child(self) -> dict[str, Any]:
+        """The child settings of the run, in their run.json form (empty if not recorded)."""
+        child = (self.meta.get("budget_settings") or {}).get("child")
+        return dict(child) if isinstance(child, dict) else {}
 
     @property
     def ok(self) -> list[dict[str, Any]]:

@@ -20,10 +20,10 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from pynas.cli import UsageError, positive_int, run_main
-from pynas.jsonio import DamagedFileError, read_json
-from pynas.runs import METRICS, Ranked, RunData, RunError, open_run, record_metric, render_arch
-from pynas.search.rundir import DAMAGED_STATUS
+from pynas.argtypes import UsageError, positive_int, run_main
+from pynas.io import DamagedFileError, read_json
+from pynas.runs import Ranked, RunData, RunError, open_run, record_metric, render_arch, task_metric
+from pynas.search.records import DAMAGED_STATUS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,12 +41,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _fmt(value: Any, spec: str) -> str:
     return "-" if value is None else format(value, spec)
-
-
-def _metric_text(task: str, value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.1f}" if task == "ptb" else f"{value:.4f}"
 
 
 def _read_summary(path: Path, fix: str) -> dict[str, Any] | None:
@@ -95,15 +89,15 @@ def leaderboard(run: RunData, top: int, stream: TextIO) -> list[Ranked]:
     ranked = run.ranked()[:top]
     if not ranked:
         return ranked
-    metric = METRICS.get(run.task, ("", False))[0]
-    col = {"ppl": "ppl", "accuracy": "val acc"}.get(metric, "")
+    metric = task_metric(run.task)
+    col = metric.column if metric is not None else ""
     print(f"\n{'rank':>4}  {'reward':>11}  {col:>8}  {'params':>11}  {'child':>6}  {'sampled':>7}",
           file=stream)  # fmt: skip
     for entry in ranked:
         r = entry.record
         print(
             f"{entry.rank:>4}  {r['reward']:>11.5g}  "
-            f"{_metric_text(run.task, record_metric(r, run.task)) if col else '':>8}  "
+            f"{metric.text(record_metric(r, run.task)) if metric else '':>8}  "
             f"{_fmt(r.get('params'), ','):>11}  {r['index']:>6}  {entry.count:>6}x",
             file=stream,
         )
@@ -147,7 +141,7 @@ def missing_fields(run: RunData) -> list[str]:
 def plot(run: RunData, best: Ranked | None, out: Path, stream: TextIO) -> list[Path]:
     """Write the PNGs; print each path and what could not be drawn."""
     from pynas.viz import PlotUnavailable
-    from pynas.viz.progress import plot_entropy, plot_rewards
+    from pynas.viz.curves import plot_entropy, plot_rewards
 
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -172,8 +166,9 @@ def plot(run: RunData, best: Ranked | None, out: Path, stream: TextIO) -> list[P
                 f"reward {best.record['reward']:.4g}"
             )
             value = record_metric(best.record, run.task)
-            if value is not None:
-                title += f", {METRICS[run.task][0]} {_metric_text(run.task, value)}"
+            metric = task_metric(run.task)
+            if value is not None and metric is not None:
+                title += f", {metric.name} {metric.text(value)}"
             if kind == "rnn_cell":
                 from pynas.arch import RNNCell
                 from pynas.viz.cell import draw_cell

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from pynas.arch import RNNCell
-from pynas.children.reference_cell import reference_cell_sequence
+from pynas.ops.reference_cell import reference_cell_sequence
+from pynas.ops.tree_cell import tree_cell_sequence
 
 IMPLS = ("fused", "reference")
 DEFAULT_IMPL = "fused"
@@ -65,8 +66,6 @@ class TreeCellLayer(TreeLeaves):
         if self.impl == "reference":
             out, h, c = reference_cell_sequence(self.arch, xproj, h0, c0, self.weight_hh)
         else:
-            from pynas.ops.tree_cell import tree_cell_sequence
-
             out, h, c = tree_cell_sequence(self.arch, xproj, h0, c0, self.weight_hh)
         return out, (h, c)
 

@@ -1,4 +1,4 @@
-"""``python -m pynas.data fetch cifar10 --dest DIR``: fetch and convert data pynas does not ship.
+"""``python -m pynas.data fetch TASK --dest DIR``: fetch and convert data pynas does not ship.
 
 Penn Treebank ships inside pynas (nothing to fetch). CIFAR-10 is downloaded from Krizhevsky's
 page, its MD5 verified and converted to ``DIR/cifar10_full.npz`` (``--variant full``).
@@ -9,8 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pynas.cli import run_main
-from pynas.data.fetch import CIFAR10_MD5, CIFAR10_URL, FetchError, fetch_cifar10
+from pynas.argtypes import run_main
+from pynas.tasks.data import FetchError
+from pynas.tasks.registry import TASKS
+
+FETCHABLE = [name for name, task in TASKS.items() if task.fetchable]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,23 +31,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--variant full --data-dir DEST) and DEST/cifar10_small.npz (the default subset, if it "
         "comes out identical to the published one). Nothing is left behind if a step fails.",
     )
-    fetch.add_argument("dataset", choices=["cifar10"])
+    fetch.add_argument("dataset", choices=FETCHABLE)
     fetch.add_argument("--dest", required=True, metavar="DIR", help="where to write the .npz")
     fetch.add_argument(
         "--url",
-        default=CIFAR10_URL,
-        help=f"where to get cifar-10-python.tar.gz (http(s):// or file://; default {CIFAR10_URL})",
+        help="where to get the archive (http(s):// or file://; default: where the dataset is "
+        "published, e.g. cifar-10-python.tar.gz on Krizhevsky's page)",
     )
-    fetch.add_argument(
-        "--md5",
-        default=CIFAR10_MD5,
-        help=f"expected MD5 of the archive (default: the published {CIFAR10_MD5})",
-    )
+    fetch.add_argument("--md5", help="expected MD5 of the archive (default: the published one)")
     return p
 
 
 def main_body(args: argparse.Namespace) -> int:
-    fetch_cifar10(args.dest, args.url, args.md5, say=lambda m: print(m, file=sys.stderr))
+    say = lambda message: print(message, file=sys.stderr)  # noqa: E731
+    TASKS[args.dataset].fetch(args.dest, args.url, args.md5, say=say)
     return 0
 
 

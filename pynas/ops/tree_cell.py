@@ -33,7 +33,7 @@ import torch
 
 from pynas.arch import RNNCell
 from pynas.arch.rnn_cell import ACTIVATIONS, COMBINES
-from pynas.children.reference_cell import reference_cell_sequence
+from pynas.ops.reference_cell import reference_cell_sequence
 
 _HEADER = 4  # base, c_out, inject_at, inject_op
 
@@ -130,7 +130,7 @@ def tree_cell_sequence(
     row_program: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Run a BPTT window on the fused op; same contract as
-    :func:`pynas.children.reference_cell.reference_cell_sequence`.
+    :func:`pynas.ops.reference_cell.reference_cell_sequence`.
 
     ``arch`` is one architecture, a list of architectures of one base, or a program tensor
     ``[P, 2N+3]``; with more than one program, ``row_program [B]`` picks each row's program

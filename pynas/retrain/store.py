@@ -14,15 +14,16 @@
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 from pathlib import Path
 from typing import Any
 
-from pynas.cli import UsageError
-from pynas.jsonio import (
+from pynas.argtypes import UsageError
+from pynas.io import (
     DamagedFileError,
+    DirectoryInUse,
+    DirLock,
     JsonlFile,
     decode,
     encode,
@@ -50,7 +51,7 @@ class RetrainDir:
         self.path = Path(path)
         self.log = JsonlFile(self.path / RESULTS)
         self.models = self.path / MODELS
-        self._lock_fd: int | None = None
+        self._dir_lock = DirLock(self.path, LOCK)
 
     def open(self, config: dict[str, Any]) -> bool:
         """Create or reopen the directory for `config`; True if it resumes earlier work."""
@@ -85,20 +86,15 @@ class RetrainDir:
         return False
 
     def _lock(self) -> None:
-        fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+            self._dir_lock.acquire()
+        except DirectoryInUse:
             raise UsageError(
                 f"another retrain is using {self.path}; wait for it to finish or stop it"
             ) from None
-        self._lock_fd = fd
 
     def close(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        self._dir_lock.release()
 
     def model_path(self, aid: str, slug: str) -> Path:
         return self.models / f"{aid}-{slug}.pt"

@@ -7,8 +7,8 @@ import sys
 import time
 from typing import Any, TextIO
 
-from pynas.jsonio import finite_float
-from pynas.progress import format_seconds
+from pynas.io import finite_float
+from pynas.progress_bar import format_seconds
 
 SPARK = "▁▂▃▄▅▆▇█"
 

@@ -21,46 +21,31 @@ two checkpoints of a batch bracket its children: if the previous one is the batc
 checkpoint after the last tell (no pending batch) while the log already holds children of the
 next batch, the batch is re-asked from the restored strategy (same architectures, same RNG)
 and its logged children are re-used. No finished child is lost or trained twice. Damaged
-lines of the log are handled by :meth:`pynas.search.rundir.RunDir.reconcile_log`.
+lines of the log are handled by :meth:`pynas.search.journal.RunJournal.reconcile`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from pynas.executors import Executor, InProcessExecutor
 from pynas.executors.child import evaluate_item
-from pynas.jsonio import finite_float
-from pynas.search.budgets import Budget
+from pynas.io import finite_float
 from pynas.search.display import SearchDisplay
+from pynas.search.journal import CHECKPOINT_FORMAT, Batch, RunDirError, RunJournal
 from pynas.search.policy import policy_stats
-from pynas.search.rundir import DAMAGED_STATUS, RunDir, RunDirError
-from pynas.search.tasks import SearchTask
+from pynas.search.records import batch_mean, child_record, summarize
 from pynas.strategies.base import Strategy
-from pynas.tasks.result import FAILURE_REWARD, ChildResult
-
-CHECKPOINT_FORMAT = 1
-TOP_K = 10
-
-
-@dataclass
-class Pending:
-    start: int  # index of the batch's first child
-    archs: list[str]  # canonical JSON, one per child
-
-    def indices(self) -> range:
-        return range(self.start, self.start + len(self.archs))
+from pynas.tasks.base import Budget, ChildResult, SearchTask
 
 
 class Search:
     def __init__(
         self,
-        run: RunDir,
+        run: RunJournal,
         task: SearchTask,
         strategy: Strategy,
         budget: Budget,
@@ -78,7 +63,7 @@ class Search:
         self.evaluate = evaluate or self._evaluate
         self.display = display or SearchDisplay(budget.children, enabled=False)
         self.absorbed = 0
-        self.pending: Pending | None = None
+        self.pending: Batch | None = None
         self.elapsed_before = 0.0
         self.records: list[dict[str, Any]] = []
         self.session_start = time.monotonic()
@@ -90,16 +75,8 @@ class Search:
     def restore(self) -> None:
         """Load checkpoint and log, reconcile them, and report what was recovered."""
         say = self.display.message
-        read = self.run.read_log()
-        state = self.run.load_checkpoint(say)
-        records = read.records
+        state, read = self.run.begin_restore(say)
         if state is None:
-            if records or read.damaged:
-                raise RunDirError(
-                    f"{self.run.path}: children.jsonl has {len(records) + len(read.damaged)} "
-                    "lines but there is no checkpoint; the run directory is inconsistent"
-                )
-            self.run.reconcile_log(read, [], say)  # a torn line: cut off
             return
         if state.get("format") != CHECKPOINT_FORMAT or "absorbed" not in state:
             raise RunDirError(
@@ -112,18 +89,17 @@ class Search:
         self.elapsed_before = state["elapsed"]
         self.display.elapsed_before = self.elapsed_before
         pending = state["pending"]
-        self.pending = Pending(pending["start"], list(pending["archs"])) if pending else None
-        indices = {r.get("index") for r in records}
-        missing = [i for i in range(self.absorbed) if i not in indices]
-        records = records + self.run.reconcile_log(read, missing, say)
+        self.pending = Batch.from_dict(pending) if pending else None
+        records = self.run.reconcile(read, self.absorbed, self._open(), say)
         asked_again = (
             self.pending is None
             and self.absorbed < self.budget.children
-            and any(isinstance(i, int) and i >= self.absorbed for i in indices)
-        )
+            and any(isinstance(r.get("index"), int) and r["index"] >= self.absorbed
+                    for r in records)
+        )  # fmt: skip
         if asked_again:  # a checkpoint older than the log (the latest was damaged)
             self._ask()
-        self.records = records = self._check_log(records)
+        self.records = records = self.run.check(records, self._next_index(), self._open())
         if asked_again:
             assert self.pending is not None
             self._checkpoint()
@@ -137,41 +113,18 @@ class Search:
                 + (f", {extra} of the interrupted batch re-used" if extra else "")
             )
 
-    def _check_log(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Records in child order; raise if the log cannot belong to this checkpoint."""
-        where = f"{self.run.path}: children.jsonl does not match the checkpoint"
-        if any(not isinstance(r.get("index"), int) for r in records):
-            raise RunDirError(f"{where} (a record without an integer index)")
-        told = sorted((r for r in records if r["index"] < self.absorbed), key=lambda r: r["index"])
-        if [r["index"] for r in told] != list(range(self.absorbed)):
-            raise RunDirError(f"{where} (expected exactly children 0..{self.absorbed - 1})")
-        rest = [r for r in records if r["index"] >= self.absorbed]
-        if rest and self.pending is None:
-            raise RunDirError(f"{where} ({len(rest)} children beyond the last told batch)")
-        seen = set()
-        for r in rest:
-            assert self.pending is not None
-            i = r["index"]
-            if i not in self.pending.indices() or i in seen:
-                raise RunDirError(f"{where} (unexpected or repeated child index {i})")
-            expected = json.loads(self.pending.archs[i - self.pending.start])
-            if r.get("arch") != expected:
-                raise RunDirError(f"{where} (child {i} has a different architecture)")
-            seen.add(i)
-        return told + rest
+    def _open(self) -> list[Batch]:
+        return [self.pending] if self.pending is not None else []
+
+    def _next_index(self) -> int:
+        return self.absorbed + (self.pending.n if self.pending is not None else 0)
 
     def _checkpoint(self) -> None:
-        pending = None
-        if self.pending is not None:
-            pending = {"start": self.pending.start, "archs": self.pending.archs}
+        pending = self.pending.to_dict() if self.pending is not None else None
         self.run.save_checkpoint(
-            {
-                "format": CHECKPOINT_FORMAT,
-                "absorbed": self.absorbed,
-                "pending": pending,
-                "strategy": self.strategy.state_dict(),
-                "elapsed": self.elapsed(),
-            }
+            {"absorbed": self.absorbed, "pending": pending},
+            self.strategy.state_dict(),
+            self.elapsed(),
         )
 
     def elapsed(self) -> float:
@@ -203,7 +156,7 @@ class Search:
         if self.task.before_ask is not None:  # e.g. progressive depth (CIFAR-10)
             self.task.before_ask(self.absorbed)
         archs = self.strategy.ask(n)
-        self.pending = Pending(self.absorbed, [self.task.space.arch_to_json(a) for a in archs])
+        self.pending = Batch.of(self.absorbed, [self.task.space.arch_to_json(a) for a in archs])
 
     def _out_of_time(self, n: int) -> bool:
         limit = self.budget.time_limit
@@ -224,8 +177,8 @@ class Search:
         todo = [(i, pending.archs[i - pending.start]) for i in pending.indices() if i not in done]
         policy = policy_stats(self.strategy, self.task.space, pending.start, pending.archs)
         for index, arch_json, result, seconds in self.executor.map(self.evaluate, todo):
-            record = make_record(index, arch_json, result, seconds, extra=policy.get(index))
-            self.run.log.append(record)
+            record = child_record(index, arch_json, result, seconds, extra=policy.get(index))
+            self.run.append(record)
             self.records.append(record)
             for listener in self.on_record:
                 listener(record)
@@ -261,82 +214,3 @@ class Search:
             self.elapsed(),
         )
 
-
-def batch_mean(records: list[dict[str, Any]]) -> float:
-    """Mean reward of a batch's records (placeholders of damaged lines have none)."""
-    rewards = [r["reward"] for r in records if finite_float(r.get("reward")) is not None]
-    return sum(rewards) / len(rewards) if rewards else math.nan
-
-
-def summarize(
-    task: str,
-    strategy: str,
-    records: list[dict[str, Any]],
-    batch_means: list[float],
-    budget: Budget,
-    stopped_by_time: bool,
-    seconds: float,
-) -> dict[str, Any]:
-    """The summary.json of a search: progress, the reward trend and the top architectures."""
-    scored = [r for r in records if finite_float(r.get("reward")) is not None]
-    ranked = sorted(scored, key=lambda r: (-r["reward"], r["index"]))
-    return {
-        "task": task,
-        "strategy": strategy,
-        "children_done": len(records),
-        "children_planned": budget.children,
-        "complete": len(records) >= budget.children,
-        "stopped_by_time_limit": stopped_by_time,
-        "failed": sum(1 for r in records if r.get("status") != "ok"),
-        "damaged": sum(1 for r in records if r.get("status") == DAMAGED_STATUS),
-        "search_seconds": round(seconds, 1),
-        "reward_trend": {
-            "batch_size": budget.batch_size,
-            "batch_means": batch_means,
-            "first_batch_mean": batch_means[0] if batch_means else None,
-            "last_batch_mean": batch_means[-1] if batch_means else None,
-        },
-        "top": [
-            {
-                "rank": k + 1,
-                **{f: r.get(f) for f in ("index", "reward", "ppl", "params")},
-                "arch": r["arch"],
-            }
-            for k, r in enumerate(ranked[:TOP_K])
-        ],  # fmt: skip
-    }
-
-
-def make_record(
-    index: int,
-    arch_json: str,
-    result: ChildResult,
-    seconds: float,
-    extra: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """One line of children.jsonl; ``arch`` serialises to exactly the canonical JSON.
-
-    `extra` fields (the controller's ``baseline``, ``log_prob``, ``entropy``) follow ``reason``.
-    Numbers are kept as they are (NaN and infinities included): :mod:`pynas.jsonio` writes
-    them. A reward that is not a finite number makes the child a failure.
-    """
-    metrics = dict(result.metrics)
-    reward, status, reason = result.reward, result.status, result.reason
-    if finite_float(reward) is None:
-        status, reason, reward = "failed", f"non-finite reward {reward!r:.60}", FAILURE_REWARD
-    metrics.pop("traceback", None)
-    duration = metrics.pop("seconds", seconds)
-    record: dict[str, Any] = {
-        "index": index,
-        "arch": json.loads(arch_json),
-        "reward": reward,
-        "ppl": metrics.pop("ppl", None),
-        "params": metrics.pop("params", None),
-        "seconds": round(duration, 3) if isinstance(duration, float) else duration,
-        "status": status,
-        "reason": reason,
-        **(extra or {}),
-    }
-    if metrics:
-        record["metrics"] = metrics
-    return record

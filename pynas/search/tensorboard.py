@@ -16,8 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pynas.cli import UsageError
-from pynas.jsonio import finite_float
+from pynas.argtypes import UsageError
+from pynas.io import finite_float
 
 INSTALL_HINT = "pip install 'pynas[tensorboard]' (or: pip install tensorboard)"
 

@@ -8,7 +8,7 @@ once g gradients have accumulated their mean is applied with Adam and the versio
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -134,32 +134,49 @@ class Reinforce(Strategy):
 
     def apply(self, grads: Sequence[Gradient]) -> None:
         """Apply the mean of accumulated gradients with the optimizer; bump the version."""
-        self.optimizer.zero_grad(set_to_none=False)
-        for name, p in self.controller.named_parameters():
-            p.grad = torch.stack([g.tensors[name] for g in grads]).mean(dim=0)
-        self.optimizer.step()
+        params = dict(self.controller.named_parameters())
+        apply_mean_gradient(self.optimizer, params, [g.tensors for g in grads])
         self.version += 1
 
     def _update_baseline(self, rewards: Sequence[float]) -> None:
-        decay = self.settings.baseline_decay
-        for r in rewards:
-            self.baseline = r if self.baseline is None else decay * self.baseline + (1 - decay) * r
+        self.baseline = moving_baseline(self.baseline, rewards, self.settings.baseline_decay)
 
     # ----- state ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """A snapshot (deep copy): later steps do not change it."""
+        return self.state_dict_with(
+            controller=self.controller.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            baseline=self.baseline,
+            version=self.version,
+            buffer=list(self._buffer),
+            grads=[(g.version, g.tensors, g.batch_size) for g in self._grads],
+        )
+
+    def state_dict_with(
+        self,
+        *,
+        controller: Mapping[str, torch.Tensor],
+        optimizer: dict[str, Any],
+        baseline: float | None,
+        version: int,
+        buffer: Sequence[Any] = (),
+        grads: Sequence[Any] = (),
+    ) -> dict[str, Any]:
+        """This strategy's state format (:meth:`load_state_dict` reads it) holding learned
+        parts kept elsewhere, e.g. by the parameter servers of the Ray search; a deep copy."""
         return copy.deepcopy(
             {
                 "settings": asdict(self.settings),
                 "batch_size": self.batch_size,
                 "grads_per_update": self.grads_per_update,
-                "controller": self.controller.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
+                "controller": controller,
+                "optimizer": optimizer,
                 "rng": self.generator.get_state(),
-                "baseline": self.baseline,
-                "version": self.version,
-                "buffer": list(self._buffer),
-                "grads": [(g.version, g.tensors, g.batch_size) for g in self._grads],
+                "baseline": baseline,
+                "version": version,
+                "buffer": list(buffer),
+                "grads": list(grads),
             }
         )
 
@@ -172,3 +189,24 @@ class Reinforce(Strategy):
         self.version = state["version"]
         self._buffer = [(dict(d), float(r)) for d, r in state["buffer"]]
         self._grads = [Gradient(v, t, b) for v, t, b in state["grads"]]
+
+
+def moving_baseline(baseline: float | None, rewards: Iterable[float], decay: float) -> float | None:
+    """The REINFORCE baseline after `rewards`: an exponential moving average (the first reward
+    starts it). The parameter servers keep theirs with this too."""
+    for r in rewards:
+        baseline = r if baseline is None else decay * baseline + (1 - decay) * r
+    return baseline
+
+
+def apply_mean_gradient(
+    optimizer: torch.optim.Optimizer,
+    params: Mapping[str, torch.Tensor],
+    grads: Sequence[Mapping[str, torch.Tensor]],
+) -> None:
+    """One optimizer step with the mean of `grads` (each a tensor per name of `params`).
+    The parameter servers step their slices with this too (Adam is elementwise)."""
+    optimizer.zero_grad(set_to_none=False)
+    for name, p in params.items():
+        p.grad = torch.stack([g[name] for g in grads]).mean(dim=0)
+    optimizer.step()

@@ -13,7 +13,7 @@ from pynas.children.language_model import CellLanguageModel
 from pynas.children.shared_language_model import SharedCellLanguageModel
 from pynas.ops import stack_programs
 from pynas.spaces import RNNCellSpace
-from pynas.tasks.ptb_shared import rows_per_program
+from pynas.tasks.ptb.shared import rows_per_program
 
 VOCAB, HIDDEN, STEPS = 23, 6, 5
 

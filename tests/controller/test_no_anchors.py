@@ -6,12 +6,11 @@ import pytest
 import torch
 
 from pynas.controller import Controller, ControllerConfig
-from pynas.controller.anchors import AnchorController
-from pynas.search import Budget, RunDir, Search
-from pynas.search.tasks import make_task
+from pynas.search import Budget, RunJournal, Search
 from pynas.spaces import DecisionSpace
 from pynas.spaces.conv_space import ConvNetSpace
 from pynas.strategies import Reinforce
+from pynas.tasks.registry import make_task
 
 SMALL = {"fh": (1, 3), "fw": (3, 5), "filters": (24, 36), "stride": (1,)}
 
@@ -21,7 +20,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def test_controller_has_no_attention_and_emits_only_layer_choices():
     space = ConvNetSpace(4, anchors=False)
-    c = AnchorController(space, generator=torch.Generator().manual_seed(0))
+    c = Controller(space, generator=torch.Generator().manual_seed(0))
     names = [n for n, _ in c.named_parameters()]
     assert not any(n.startswith(("w_prev", "w_curr", "v.")) for n in names)
     out = c.sample(5, generator=torch.Generator().manual_seed(1))
@@ -35,7 +34,7 @@ def test_controller_has_no_attention_and_emits_only_layer_choices():
 def test_it_is_the_plain_lstm_controller_over_the_same_decisions():
     """Without anchors the CNN controller is exactly the plain controller (same parameters)."""
     space = ConvNetSpace(3, SMALL, anchors=False)
-    anchor = AnchorController(space, generator=torch.Generator().manual_seed(0))
+    anchor = Controller(space, generator=torch.Generator().manual_seed(0))
     plain = Controller(DecisionSpace(space.decisions), ControllerConfig())
     plain.start.data.copy_(anchor.start.data)
     plain.lstm.load_state_dict(anchor.lstm.state_dict())
@@ -51,7 +50,7 @@ def test_it_is_the_plain_lstm_controller_over_the_same_decisions():
 def test_probabilities_of_all_architectures_sum_to_one():
     space = ConvNetSpace(2, {"fh": (1, 3), "fw": (3,), "filters": (24, 36, 48), "stride": (1,)},
                          anchors=False)  # fmt: skip
-    c = AnchorController(space, generator=torch.Generator().manual_seed(0))
+    c = Controller(space, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         for p in c.parameters():
             p.mul_(10)
@@ -106,7 +105,7 @@ def test_short_cifar10_search_without_anchors(cifar10_dir, tmp_path):
     assert task.space.anchors is False
     budget = Budget(children=8, batch_size=4, grads_per_update=1, child=child)
     strategy = Reinforce(task.space, "paper", batch_size=4, seed=0)
-    run = RunDir.create(tmp_path / "run", {})
+    run = RunJournal.create(tmp_path / "run", {})
     search = Search(run, task, strategy, budget)
     search.restore()
     summary = search.run_all()
@@ -122,6 +121,6 @@ def test_short_cifar10_search_without_anchors(cifar10_dir, tmp_path):
     resumed = Reinforce(make_task("cifar10", child, 0, str(cifar10_dir)).space, "paper",
                         batch_size=4, seed=5)  # fmt: skip
     resumed.space.set_depth(3)
-    resumed.load_state_dict(RunDir(tmp_path / "run").load_checkpoint()["strategy"])
+    resumed.load_state_dict(RunJournal(tmp_path / "run").load_checkpoint()["strategy"])
     task.space.set_depth(3)
     assert [a.to_json() for a in resumed.ask(4)] == [a.to_json() for a in strategy.ask(4)]

@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from pynas.arch import ACTIVATIONS, COMBINES, NAMED_CELLS, RNNCell
-from pynas.children.reference_cell import reference_cell_sequence
 from pynas.children.tree_rnn import TreeCellLayer
 from pynas.ops import (
     cell_program,
@@ -18,6 +17,7 @@ from pynas.ops import (
     tree_cell_sequence,
     tree_cell_sequence_reference,
 )
+from pynas.ops.reference_cell import reference_cell_sequence
 
 NAS = NAMED_CELLS["nas_cell"]
 

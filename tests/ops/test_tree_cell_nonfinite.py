@@ -96,13 +96,7 @@ def assert_agrees(arch, inputs, seed: int = 0, special_upstream: float = 0.0) ->
         )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny shapes: a second intra-op thread only adds OpenMP spin-waits on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread
 
 
 def test_the_inputs_really_hold_special_values():

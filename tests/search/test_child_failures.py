@@ -12,15 +12,15 @@ import math
 import pytest
 import torch
 
-import pynas.search.cli as search_cli
-import pynas.tasks.ptb as ptb
+import pynas.tasks.ptb.training as ptb
 from pynas.arch import NAMED_CELLS
-from pynas.jsonio import read_json
+from pynas.io import read_json
 from pynas.retrain.cli import main as retrain_main
 from pynas.runs import open_run
 from pynas.search.cli import main as search_main
-from pynas.search.tasks import make_task
 from pynas.show import main as show_main
+from pynas.tasks.ptb import load_corpus
+from pynas.tasks.registry import TASKS
 
 TINY = {
     "base": 2, "hidden": 8, "epochs": 1, "batch_size": 4, "bptt": 10, "train_tokens": 1200,
@@ -64,10 +64,12 @@ def faults(monkeypatch):
     monkeypatch.setattr(ptb, "bptt_windows", faulty_windows)
     monkeypatch.setattr(ptb, "evaluate_ppl", faulty_evaluate)
     # the CLI's PTB task with tiny children (the default budget's take seconds each)
+    ptb_task = TASKS["ptb"]
+    search_task = ptb_task.search_task
     monkeypatch.setattr(
-        search_cli,
-        "make_task",
-        lambda name, _child, seed, data_dir: make_task(name, TINY, seed, data_dir),
+        ptb_task,
+        "search_task",
+        lambda _child, seed, data_dir: search_task(ptb_task.child_settings(TINY), seed, data_dir),
     )
 
 
@@ -151,7 +153,7 @@ def test_the_divergence_rule():
 
 
 def test_a_child_trained_with_a_huge_learning_rate_diverges(ptb_dir):
-    corpus = ptb.load_corpus(ptb_dir)
+    corpus = load_corpus(ptb_dir)
     settings = {k: v for k, v in TINY.items() if k != "base"}
     config = ptb.PTBConfig(**settings, lr=200.0)
     result = ptb.train_child(NAMED_CELLS["nas_cell"], config, corpus)  # 1 epoch: ppl ~2e7

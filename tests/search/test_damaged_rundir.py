@@ -12,12 +12,11 @@ import json
 import pytest
 import torch
 
-import pynas.search.cli as search_cli
 import pynas.search.loop as loop
 from pynas.retrain.cli import main as retrain_main
 from pynas.search.cli import main as search_main
-from pynas.search.tasks import make_task
 from pynas.show import main as show_main
+from pynas.tasks.registry import TASKS
 
 ARGS = ["--task", "toy", "--children", "16", "--batch-size", "4", "--seed", "3"]
 
@@ -60,8 +59,11 @@ def interrupted(path, capsys, die_at=None, die_before_ask=None):
     """A toy run killed at its `die_at`-th child evaluation, or before the ask at that child."""
     calls = {"n": 0}
 
-    def dying_task(name, child, seed, data_dir=None):
-        task = make_task(name, child, seed, data_dir)
+    toy = TASKS["toy"]
+    search_task = toy.search_task
+
+    def dying_task(child, seed, data_dir=None):
+        task = search_task(child, seed, data_dir)
         evaluate = task.evaluate
 
         def dying(arch, index):
@@ -81,7 +83,7 @@ def interrupted(path, capsys, die_at=None, die_before_ask=None):
         ask(self)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(search_cli, "make_task", dying_task)
+        mp.setattr(toy, "search_task", dying_task)
         mp.setattr(loop.Search, "_ask", dying_ask)
         with pytest.raises(Killed):
             search_main([*ARGS, "--run-dir", str(path), "--quiet"])

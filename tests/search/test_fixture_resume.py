@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-import pynas.tasks.ptb as ptb
-from pynas.jsonio import read_json
+import pynas.tasks.ptb.training as ptb
+from pynas.io import read_json
 from pynas.runs import open_run
 from pynas.search.cli import main
 

@@ -14,14 +14,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import pynas.search.cli as search_cli
 import pynas.search.loop as loop
-from pynas.jsonio import encode, read_json
+from pynas.io import encode, read_json
 from pynas.runs import open_run
 from pynas.search.cli import main as search_main
-from pynas.search.tasks import TOY_SPACE, SearchTask
 from pynas.show import main as show_main
-from pynas.tasks.result import FAILURE_REWARD, ChildResult
+from pynas.tasks.base import FAILURE_REWARD, ChildResult, SearchTask
+from pynas.tasks.registry import TASKS
+from pynas.tasks.toy import TOY_SPACE
 
 CHILDREN, BATCH = 8, 4
 
@@ -123,10 +123,10 @@ def test_fuzzed_records_survive_log_read_resume_show(tmp_path_factory, capsys, o
             "--children", str(CHILDREN), "--batch-size", str(BATCH)]  # fmt: skip
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(loop, "policy_stats", fuzz_policy(outcomes))
-        mp.setattr(search_cli, "make_task", lambda *a, **k: fuzz_task(outcomes, kill_at))
+        mp.setattr(TASKS["toy"], "search_task", lambda *a, **k: fuzz_task(outcomes, kill_at))
         with pytest.raises(Killed):
             search_main(argv)
-        mp.setattr(search_cli, "make_task", lambda *a, **k: fuzz_task(outcomes, None))
+        mp.setattr(TASKS["toy"], "search_task", lambda *a, **k: fuzz_task(outcomes, None))
         assert search_main(["--resume", str(run), "--quiet"]) == 0
     capsys.readouterr()
 

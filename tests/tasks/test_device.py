@@ -9,8 +9,8 @@ went to the configured device.
 import pytest
 import torch
 
-import pynas.tasks.cifar10 as cifar10
-import pynas.tasks.ptb as ptb
+import pynas.tasks.cifar10.training as cifar10
+import pynas.tasks.ptb.training as ptb
 from pynas.arch import NAMED_CELLS, ConvNet
 from pynas.tasks.cifar10 import CIFAR10Config, load_cifar10
 from pynas.tasks.device import DeviceError, check_device, cuda_kernel_missing, parse_device

@@ -7,11 +7,12 @@ import json
 import pytest
 import torch
 
-from pynas.executors import options as execution
 from pynas.retrain import cli as retrain_cli
-from pynas.search import Budget, RunDir, Search, make_task
+from pynas.search import Budget, RunJournal, Search, execution, make_task
 from pynas.search.cli import main as search_main
+from pynas.search.settings import ExecutionSettings
 from pynas.strategies import Reinforce
+from pynas.tasks.ptb import TASK as PTB
 from pynas.train import main as train_main
 
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
@@ -106,22 +107,22 @@ def _namespace(**kw):
 
 
 def test_child_gpus_on_ray_means_cuda_and_a_cluster_is_not_checked_from_here():
-    ray = {**execution.DEFAULTS, "executor": "ray", "child_gpus": 1.0, "address": "head:6379"}
+    ray = ExecutionSettings(executor="ray", child_gpus=1.0, address="head:6379")
     assert execution.child_device(_namespace(), ray) == "cuda"
     assert execution.child_device(_namespace(device="cuda"), ray) == "cuda"
-    local = {**execution.DEFAULTS, "executor": "local"}
+    local = ExecutionSettings(executor="local")
     assert execution.child_device(_namespace(), local) == "cpu"
     assert execution.child_device(_namespace(device="cuda:1"), local) == "cuda:1"
     # a cluster's nodes are not this machine: no check here (the child checks on its node)
-    execution.check_child_device(ray, _namespace(), "ptb", {"device": "cuda"})
+    execution.check_child_device(ray, _namespace(), PTB, PTB.child_settings({"device": "cuda"}))
 
 
 @NO_CUDA
 def test_resume_of_a_cuda_run_here_is_refused_with_what_to_do():
-    ray = {**execution.DEFAULTS, "executor": "ray", "child_gpus": 1.0, "address": "head:6379"}
+    ray = ExecutionSettings(executor="ray", child_gpus=1.0, address="head:6379")
     args = _namespace(address="local", resume="RUN")  # moved to a local instance: checked here
     with pytest.raises(execution.UsageError) as info:
-        execution.check_child_device(ray, args, "ptb", {"device": "cuda"})
+        execution.check_child_device(ray, args, PTB, PTB.child_settings({"device": "cuda"}))
     message = str(info.value)
     assert "this run's children train on 'cuda'" in message
     assert "resume it on a machine that has that device" in message
@@ -162,7 +163,7 @@ def cuda_run(tmp_path_factory, ptb_dir):
         "data_dir": str(ptb_dir),
     }
     task = make_task("ptb", child, seed=0, data_dir=str(ptb_dir))
-    run_dir = RunDir.create(path, meta)
+    run_dir = RunJournal.create(path, meta)
     strategy = Reinforce(task.space, batch_size=2, seed=0)
     run_dir.write_summary(Search(run_dir, task, strategy, Budget(2, 2, 1)).run_all())
     return path
