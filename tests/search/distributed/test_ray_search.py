@@ -180,7 +180,10 @@ def test_ptb_search_on_ray(cluster, tmp_path, run_cli, ptb_dir):
     assert code == 0, err
     got = records(run)
     assert sorted(r["index"] for r in got) == [0, 1, 2, 3]
-    assert all(r["status"] == "ok" and r["ppl"] > 1 for r in got)
+    # a random cell may diverge (SPEC §5: a failure with its reason); the others train
+    ok = [r for r in got if r["status"] == "ok"]
+    assert ok and all(r["ppl"] > 1 for r in ok)
+    assert all(r["status"] == "failed" and r["reason"] for r in got if r not in ok)
     assert_each_gradient_applied_once(run, batches=2, grads_per_update=1)
     assert "top architectures" in out
 
