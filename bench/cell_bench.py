@@ -3,7 +3,7 @@
 For the NAS cell and a random base-8 cell at (B=64, H=200) and (B=20, H=650), T=35, float32:
 
 * ``op``       the fused op (pynas.ops.tree_cell_sequence)
-* ``eager``    the eager reference (pynas.children.reference_cell.reference_cell_sequence)
+* ``eager``    the eager reference (pynas.ops.reference_cell.reference_cell_sequence)
 * ``compiled`` torch.compile (inductor) of the reference *step*, looped over T in Python
 * ``lstm``     nn.LSTM(H, H) over x [T, B, H] (PyTorch's CPU LSTM; includes its input GEMM)
 * ``floor``    the op's matrix products alone: T x (h @ U), T x (dhp @ U^T), dU over all steps
@@ -17,6 +17,8 @@ memory events) during one forward + backward, inputs excluded.
     python bench/cell_bench.py                 # the table (a few minutes on 2 cores)
     python bench/cell_bench.py --ptb           # plus end-to-end PTB training tokens/s
     python bench/cell_bench.py --quick         # fewer repetitions, no torch.compile
+    python bench/cell_bench.py --harness       # the elementwise pass alone, per ISA (C++)
+    python bench/cell_bench.py --harness --harness-baseline HEAD~3   # ... against older sources
 """
 
 from __future__ import annotations
@@ -30,17 +32,19 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
 from pynas.arch import ACTIVATIONS, COMBINES, NAMED_CELLS, RNNCell
-from pynas.children.reference_cell import reference_cell_sequence, reference_cell_step
 from pynas.ops import cell_program, tree_cell, tree_cell_isa, tree_cell_sequence
+from pynas.ops.reference_cell import reference_cell_sequence, reference_cell_step
 from pynas.tasks.ptb import PTBConfig
 
 STEPS = 35
@@ -310,7 +314,7 @@ def op_parts(case: Case, reps: int, warmup: int) -> dict[str, float]:
         "op_forward": lambda: torch.ops.pynas.tree_cell_seq(
             x, case.h0, case.c0, u, programs, rows, True
         ),
-        "op_backward": lambda: torch.ops.pynas.tree_cell_seq_backward(
+        "op_backward": lambda: torch.ops.pynas._tree_cell_seq_backward(
             case.grad_hs,
             zeros,
             zeros,
@@ -381,7 +385,7 @@ def ptb_window_profile(batch: int, reps: int = 8) -> dict[str, float]:
             cell_us = sum(
                 e.cpu_time_total
                 for e in prof.key_averages()
-                if e.key.startswith("pynas::tree_cell_seq")
+                if e.key.startswith(("pynas::tree_cell_seq", "pynas::_tree_cell_seq"))
             )
             out["fused_cell_op_ms"] = cell_us / reps / 1e3
     out["fused_rest_ms"] = out["fused_window_ms"] - out["fused_cell_op_ms"]
@@ -441,6 +445,102 @@ def isa_sweep(reps: int, warmup: int) -> dict[str, dict[str, float]]:
         else:
             os.environ["PYNAS_CELL_ISA"] = old
     return out
+
+
+# ----- the pass alone: C++ harness ---------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+HARNESS_DIR = Path(__file__).resolve().with_name("cell_pass_harness")
+# The flags CMakeLists.txt compiles csrc/ops/cell/cell_pass_<isa>.cpp with (Release, gnu++17,
+# position-independent as in the extension); keep in step with it.
+PASS_FLAGS = ["-O3", "-DNDEBUG", "-std=gnu++17", "-fPIC", "-fno-trapping-math", "-fno-math-errno"]
+ISA_FLAGS = {
+    "generic": [],
+    "avx2": ["-mavx2", "-mfma"],
+    "avx512": ["-mavx2", "-mfma", "-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl",
+               "-mprefer-vector-width=512"],
+}  # fmt: skip
+CPU_FLAGS_NEEDED = {"generic": set(), "avx2": {"avx2", "fma"}}
+CPU_FLAGS_NEEDED["avx512"] = {"avx2", "fma", "avx512f", "avx512dq", "avx512bw", "avx512vl"}
+
+
+def cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def build_harness(work: Path, sources: dict[str, Path]) -> tuple[Path, list[str]]:
+    """Compiles the harness with one pass variant per (source tree, ISA this CPU runs); returns
+    the executable and the compile commands."""
+    cxx = os.environ.get("CXX", "c++")
+    have = cpu_flags()
+    objects, commands = [], []
+    for label, src in sources.items():
+        for isa, flags in ISA_FLAGS.items():
+            if not CPU_FLAGS_NEEDED[isa] <= have:
+                continue
+            name = f"{label}_{isa}"
+            obj = work / f"{name}.o"
+            cmd = [cxx, *PASS_FLAGS, *flags, f"-I{src}", f"-I{HARNESS_DIR}",
+                   f"-DPYNAS_CELL_ISA=harness_{name}", f'-DHARNESS_VARIANT_NAME="{name}"',
+                   "-c", str(HARNESS_DIR / "variant.cpp"), "-o", str(obj)]  # fmt: skip
+            subprocess.run(cmd, check=True)
+            objects.append(str(obj))
+            commands.append(" ".join(cmd))
+    exe = work / "cell_pass_harness"
+    cmd = [cxx, "-O2", "-std=gnu++17", f"-I{REPO / 'csrc'}", f"-I{HARNESS_DIR}",
+           str(HARNESS_DIR / "main.cpp"), *objects, "-o", str(exe)]  # fmt: skip
+    subprocess.run(cmd, check=True)
+    commands.append(" ".join(cmd))
+    return exe, commands
+
+
+def run_harness(baseline: str | None, rounds: int, steps: int, batch: int, hidden: int) -> dict:
+    """The forward and backward pass per step, µs, of the NAS cell and random8, for this tree's
+    csrc/ and (with `baseline`, a git revision) the baseline's, all variants taking turns in one
+    process per cell."""
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        sources = {"current": REPO / "csrc"}
+        if baseline:
+            base_dir = work / "baseline"
+            base_dir.mkdir()
+            archive = subprocess.run(
+                ["git", "-C", str(REPO), "archive", baseline, "csrc"], check=True,
+                capture_output=True,
+            ).stdout  # fmt: skip
+            subprocess.run(["tar", "-x", "-C", str(base_dir)], input=archive, check=True)
+            sources["baseline"] = base_dir / "csrc"
+        exe, commands = build_harness(work, sources)
+        for cmd in commands:
+            print(f"$ {cmd}", flush=True)
+        for name, arch in (("nas_cell", NAMED_CELLS["nas_cell"]), ("random8", random_base8_cell())):
+            program = [str(v) for v in cell_program(arch).tolist()]
+            args = [str(exe), str(batch), str(hidden), str(rounds), str(steps), *program]
+            out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+            results[name] = [json.loads(line) for line in out.splitlines() if line.strip()]
+            print_harness(name, results[name], baseline, rounds, steps, batch, hidden)
+    return results
+
+
+def print_harness(name, results, baseline, rounds, steps, batch, hidden) -> None:
+    by_name = {r["variant"]: r for r in results}
+    print(f"\n{name}, B={batch}, H={hidden}, float32, 1 thread, median of {rounds} rounds "
+          f"of {steps} calls; µs per time step:")  # fmt: skip
+    for r in results:
+        line = f"{r['variant']:18s} fwd {r['fwd_us']:8.2f}  bwd {r['bwd_us']:8.2f}"
+        base = by_name.get(r["variant"].replace("current_", "baseline_"))
+        if baseline and base and base is not r:
+            line += (f"   current / baseline: fwd {r['fwd_us'] / base['fwd_us']:.3f}, "
+                     f"bwd {r['bwd_us'] / base['bwd_us']:.3f}")  # fmt: skip
+        print(line, flush=True)
 
 
 # ----- report -----------------------------------------------------------------------------------
@@ -515,6 +615,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--ptb-only", action="store_true", help="only the PTB measurements")
     parser.add_argument("--isa-sweep", action="store_true", help="only: the pass per ISA")
+    parser.add_argument(
+        "--harness", action="store_true", help="only: the pass alone per ISA, C++ harness"
+    )
+    parser.add_argument(
+        "--harness-baseline", metavar="REV", help="with --harness: also csrc/ of git REV"
+    )
+    parser.add_argument("--harness-rounds", type=int, default=21)
+    parser.add_argument("--harness-steps", type=int, default=200)
     parser.add_argument("--data-dir", default=os.environ.get("PYNAS_DATA", "../shared/data/ptb"))
     parser.add_argument("--json", help="write raw results here")
     args = parser.parse_args(argv)
@@ -524,6 +632,10 @@ def main(argv: list[str] | None = None) -> int:
 
     load_before = os.getloadavg()
     print(f"machine: {machine()}", flush=True)
+    if args.harness:
+        run_harness(args.harness_baseline, args.harness_rounds, args.harness_steps, *SHAPES[0])
+        print(f"\nload average before {load_before}, after {os.getloadavg()}")
+        return 0
     print(
         f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
         f"tree-cell pass: {tree_cell_isa()}, nn.LSTM path: {lstm_path()}",

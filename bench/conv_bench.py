@@ -4,7 +4,7 @@ Two 15-layer architectures, batch 64, 32x32 images, float32:
 
 * ``skip15``   the hand-written example (pynas.arch.NAMED_CONV_NETS): 14 skips, three stages,
                inputs of one concat mostly of equal size (little padding)
-* ``sampled``  a 15-layer network sampled by a fresh AnchorController (seeded) from the paper's
+* ``sampled``  a 15-layer network sampled by a fresh Controller (seeded) from the paper's
                space: what a search at depth 15 trains; many skips across map sizes, so most
                concats pad
 * ``stride1``  the same from the stride-1 variant (the setting of the paper's 15-layer network):
@@ -41,7 +41,7 @@ import torch
 
 from pynas.arch import NAMED_CONV_NETS, ConvNet
 from pynas.children.conv_net import ConvChild
-from pynas.controller.anchors import AnchorController
+from pynas.controller import Controller
 from pynas.ops import skip_concat, skip_concat_reference
 from pynas.spaces.conv_space import PAPER_CHOICES, STRIDE1_CHOICES, ConvNetSpace
 
@@ -51,7 +51,7 @@ IMAGE = 32
 
 def sampled_arch(depth: int = 15, seed: int = 0, stride1: bool = False) -> ConvNet:
     space = ConvNetSpace(depth, STRIDE1_CHOICES if stride1 else PAPER_CHOICES)
-    controller = AnchorController(space, generator=torch.Generator().manual_seed(seed))
+    controller = Controller(space, generator=torch.Generator().manual_seed(seed))
     row = controller.sample(1, generator=torch.Generator().manual_seed(seed + 1)).indices[0]
     return space.to_arch(space.decode(row.tolist()))
 

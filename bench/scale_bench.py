@@ -16,7 +16,8 @@ Three measurements, each on the same children for every setup:
   is logged (start-up) and children/minute from the first to the last logged child.
 
 The machine is usually shared: the load average before and after each measurement is printed
-with it. Run ``python bench/scale_bench.py`` (a few minutes; ``--quick`` for fewer children).
+with it. Run ``python bench/scale_bench.py`` (a few minutes; ``--quick`` for fewer children;
+``--parts ptb --ptb-children 8`` for the PTB scaling alone on 8 children per round).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import torch
 
 from pynas.executors.child import ChildEvaluator, TaskSpec
 from pynas.executors.pool import WorkerPool
-from pynas.search.budgets import get_budget
+from pynas.tasks.registry import TASKS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,9 +50,9 @@ def load() -> float:
 def ptb_items(n: int, data_dir: str) -> tuple[TaskSpec, list[tuple[int, str]]]:
     from pynas.spaces import RNNCellSpace
 
-    child = dict(get_budget("ptb", "default").child)
+    child = TASKS["ptb"].budget("default").child
     spec = TaskSpec("ptb", child, seed=0, data_dir=data_dir, threads=1)
-    space = RNNCellSpace(int(child.get("base", 8)))
+    space = RNNCellSpace(child.base)
     from pynas.strategies import RandomSearch
 
     archs = RandomSearch(space, seed=0).ask(n)
@@ -59,10 +60,10 @@ def ptb_items(n: int, data_dir: str) -> tuple[TaskSpec, list[tuple[int, str]]]:
 
 
 def toy_items(n: int, delay: float = 0.0) -> tuple[TaskSpec, list[tuple[int, str]]]:
-    from pynas.search.tasks import TOY_SPACE
     from pynas.strategies import RandomSearch
+    from pynas.tasks.toy import TOY_SPACE, ToyChild
 
-    spec = TaskSpec("toy", {"delay": delay}, seed=0)
+    spec = TaskSpec("toy", ToyChild(delay=delay), seed=0)
     archs = RandomSearch(TOY_SPACE, seed=0).ask(n)
     return spec, [(i, TOY_SPACE.arch_to_json(a)) for i, a in enumerate(archs)]
 
@@ -182,10 +183,18 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="fewer children")
     p.add_argument("--output", help="also write the results as JSON here")
     p.add_argument("--parts", default="ptb,tiny,search", help="which measurements (comma list)")
+    p.add_argument(
+        "--ptb-children", type=int, help="PTB children per round and pool (default 12; 4 --quick)"
+    )
+    p.add_argument("--ptb-rounds", type=int, help="rounds of the PTB pools (default 3; 1 --quick)")
     args = p.parse_args()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     torch.set_num_threads(1)
     n_ptb, rounds, n_tiny, n_search = (4, 1, 60, 32) if args.quick else (12, 3, 300, 64)
+    n_ptb = args.ptb_children if args.ptb_children is not None else n_ptb
+    rounds = args.ptb_rounds if args.ptb_rounds is not None else rounds
+    if n_ptb < 1 or rounds < 1:
+        p.error("--ptb-children and --ptb-rounds must be at least 1")
     results: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
     }

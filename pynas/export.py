@@ -2,65 +2,34 @@
 
 Saved file format (one `torch.save` file, loaded with `weights_only=True`):
 
-    {"format": "pynas-model", "version": 1, "task": "ptb",
+    {"format": "pynas-model", "version": 1, "task": "<task name>",
      "arch": "<canonical architecture JSON>", "options": {build_model keyword arguments},
      "state_dict": {...}}
 
 `load_model(path)` rebuilds the module from arch + options and loads the weights, so a fresh
 process needs nothing but pynas and the file.
 
-Tasks: ``ptb`` (a :class:`pynas.arch.RNNCell` -> ``CellLanguageModel``, tokens [T, B] and a
-state in, logits out) and ``cifar10`` (a :class:`pynas.arch.ConvNet` -> ``ConvChild``, images
-[N, 3, H, W] normalised with the training split's per-channel mean and std in, logits out).
+Each task builds its own model (:meth:`pynas.tasks.base.Task.build_model`): PTB a
+:class:`pynas.arch.RNNCell` into ``CellLanguageModel`` (tokens [T, B] and a state in, logits
+out), CIFAR-10 a :class:`pynas.arch.ConvNet` into ``ConvChild`` (images [N, 3, H, W] normalised
+with the training split's per-channel mean and std in, logits out).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 import torch
 from torch import nn
 
-from pynas.arch import ConvNet, RNNCell, load_conv_net, load_rnn_cell
+from pynas.arch import load_rnn_cell
+from pynas.io import replacing
+from pynas.tasks.registry import DEFAULT_TASK, TASKS, get_task
 
 FORMAT = "pynas-model"
 VERSION = 1
 _SPEC_ATTR = "_pynas_spec"
-
-
-def _build_ptb(arch: Any, options: dict[str, Any]) -> nn.Module:
-    from pynas.children.language_model import CellLanguageModel
-
-    cell = arch if isinstance(arch, RNNCell) else load_rnn_cell(arch)
-    options = {"vocab_size": 10_000, "hidden_size": 200, **options}
-    return CellLanguageModel(cell, **options)
-
-
-def _build_cifar10(arch: Any, options: dict[str, Any]) -> nn.Module:
-    from pynas.children.conv_net import ConvChild
-
-    if isinstance(arch, ConvNet):
-        net = arch
-    elif isinstance(arch, str):
-        net = load_conv_net(arch)
-    else:
-        net = ConvNet.from_dict(arch)
-    options = {"num_classes": 10, "image_channels": 3, **options}
-    bn_eps = options.pop("bn_eps", None)  # not in the state dict: kept as build options
-    bn_momentum = options.pop("bn_momentum", None)
-    model = ConvChild(net, **options)
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            if bn_eps is not None:
-                module.eps = float(bn_eps)
-            if bn_momentum is not None:
-                module.momentum = float(bn_momentum)
-    return model
-
-
-BUILDERS = {"ptb": _build_ptb, "cifar10": _build_cifar10}
 
 
 def _arch_json(arch: Any) -> str:
@@ -71,7 +40,7 @@ def _arch_json(arch: Any) -> str:
     raise TypeError(f"cannot serialise architecture of type {type(arch).__name__}")
 
 
-def build_model(arch: Any, task: str = "ptb", **options: Any) -> nn.Module:
+def build_model(arch: Any, task: str = DEFAULT_TASK, **options: Any) -> nn.Module:
     """The child network of `arch` for `task`, as a plain `torch.nn.Module`.
 
     `arch` is an architecture object, a named architecture or JSON; `options` are the child's
@@ -79,9 +48,9 @@ def build_model(arch: Any, task: str = "ptb", **options: Any) -> nn.Module:
     impl; for cifar10: num_classes, image_channels, concat, and bn_eps / bn_momentum for every
     batch-norm layer).
     """
-    if task not in BUILDERS:
-        raise ValueError(f"unknown task {task!r}; known: {sorted(BUILDERS)}")
-    model = BUILDERS[task](arch, dict(options))
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; known: {sorted(TASKS)}")
+    model = get_task(task).build_model(arch, dict(options))
     built = getattr(model, "arch", None)  # the validated architecture the child was built from
     arch_json = built.to_json() if hasattr(built, "to_json") else _arch_json(arch)
     setattr(model, _SPEC_ATTR, {"task": task, "arch": arch_json, "options": dict(options)})
@@ -94,9 +63,8 @@ def save_model(model: nn.Module, path: str | os.PathLike[str]) -> None:
     if spec is None:
         raise ValueError("save_model needs a model made by pynas.build_model (it records the arch)")
     payload = {"format": FORMAT, "version": VERSION, **spec, "state_dict": model.state_dict()}
-    tmp = f"{os.fspath(path)}.tmp"
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def load_model(path: str | os.PathLike[str], map_location: str = "cpu") -> nn.Module:
@@ -106,12 +74,8 @@ def load_model(path: str | os.PathLike[str], map_location: str = "cpu") -> nn.Mo
         raise ValueError(f"{path} is not a pynas model file (no '{FORMAT}' header)")
     if payload.get("version") != VERSION:
         raise ValueError(f"{path}: model format version {payload.get('version')} is not {VERSION}")
-    arch = payload["arch"]
     task = payload["task"]
-    if task == "ptb":
-        arch = RNNCell.from_json(arch)
-    else:
-        arch = json.loads(arch)
+    arch = get_task(task).arch_from_json(payload["arch"])
     model = build_model(arch, task=task, **payload["options"])
     model.load_state_dict(payload["state_dict"])
     return model.eval()

@@ -1,23 +1,24 @@
 """Read a search's run directory for what comes after the search (retrain, show).
 
 Reading never changes the run: a torn last line of ``children.jsonl`` (a search killed, or still
-writing) is skipped, not cut off, so this is safe while a search is running.
+writing) is skipped, not cut off, so this is safe while a search is running. A damaged
+``run.json`` or a damaged line before the last of ``children.jsonl`` is a :class:`RunError`
+that says what to do (``--resume RUN --repair-log`` for the log).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pynas.search.childlog import ChildLog, ChildLogError
-from pynas.search.rundir import CHILDREN, META
-
-# The task's score of a child, besides the reward: (name, record field path, higher is better).
-METRICS: dict[str, tuple[str, bool]] = {"ptb": ("ppl", False), "cifar10": ("accuracy", True)}
+from pynas.io import DamagedFileError, DamagedLinesError, JsonlFile, finite_float, read_json
+from pynas.search.journal import CHILDREN, META
+from pynas.search.records import DAMAGED_STATUS
+from pynas.tasks.base import Metric
+from pynas.tasks.registry import TASKS
 
 
 class RunError(Exception):
@@ -42,16 +43,13 @@ def render_arch(arch: Any) -> str:
 
 
 def record_metric(record: dict[str, Any], task: str) -> float | None:
-    """The task's metric of a child record (ppl for ptb, accuracy for cifar10), if finite."""
-    if task not in METRICS:
-        return None
-    name = METRICS[task][0]
-    value = record.get(name)
-    if value is None:
-        value = (record.get("metrics") or {}).get(name)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
+    """The task's metric of a child record (e.g. ppl, accuracy), if it has one and it is finite."""
+    return TASKS[task].metric_of(record) if task in TASKS else None
+
+
+def task_metric(task: str) -> Metric | None:
+    """The metric of the task called `task` (None: unknown task, or no metric besides reward)."""
+    return TASKS[task].metric if task in TASKS else None
 
 
 @dataclass
@@ -79,18 +77,31 @@ class RunData:
         return str(self.meta.get("task", "?"))
 
     @property
+    def child(self) -> dict[str, Any]:
+        """The child settings of the run, in their run.json form (empty if not recorded)."""
+        child = (self.meta.get("budget_settings") or {}).get("child")
+        return dict(child) if isinstance(child, dict) else {}
+
+    @property
     def ok(self) -> list[dict[str, Any]]:
         return [r for r in self.records if r.get("status") == "ok"]
 
     @property
     def failed(self) -> list[dict[str, Any]]:
+        """Children that are not ok, including placeholders of damaged log lines."""
         return [r for r in self.records if r.get("status") != "ok"]
+
+    @property
+    def damaged(self) -> list[dict[str, Any]]:
+        """Placeholders of children whose log line was damaged (``--repair-log``)."""
+        return [r for r in self.records if r.get("status") == DAMAGED_STATUS]
 
     def ranked(self) -> list[Ranked]:
         """Distinct architectures of successful children, best reward first (ties: earliest)."""
         best: dict[str, dict[str, Any]] = {}
         count: dict[str, int] = {}
-        for r in sorted(self.ok, key=lambda r: (-float(r["reward"]), r["index"])):
+        scored = [r for r in self.ok if finite_float(r.get("reward")) is not None]
+        for r in sorted(scored, key=lambda r: (-float(r["reward"]), r["index"])):
             key = arch_key(r["arch"])
             count[key] = count.get(key, 0) + 1
             best.setdefault(key, r)
@@ -112,16 +123,22 @@ def open_run(path: str | os.PathLike[str]) -> RunData:
             "`python -m pynas.search` run"
         )
     try:
-        meta = json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RunError(f"{meta_path} is not valid JSON ({exc})") from None
+        meta = read_json(meta_path)
+    except DamagedFileError as exc:
+        raise RunError(
+            f"{exc}; it holds the run's settings (task, budget, strategy): restore it from a backup"
+        ) from None
     if not isinstance(meta, dict):
         raise RunError(f"{meta_path} does not hold a run's settings (not a JSON object)")
     try:
-        report = ChildLog(run / CHILDREN).read(repair=False)
-    except ChildLogError as exc:
-        raise RunError(str(exc)) from None
+        report = JsonlFile(run / CHILDREN).read(repair=False)
+    except DamagedLinesError as exc:
+        raise RunError(
+            f"{exc}. Repair the log with `python -m pynas.search --resume {run} --repair-log` "
+            "(it moves the damaged lines to children.jsonl.damaged and keeps a placeholder for "
+            "each child that cannot be trained again), then run this command again"
+        ) from None
     records = sorted(
         (r for r in report.records if isinstance(r.get("index"), int)), key=lambda r: r["index"]
     )
-    return RunData(run, meta, records, report.dropped_bytes)
+    return RunData(run, meta, records, report.torn_bytes)

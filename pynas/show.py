@@ -16,13 +16,14 @@ command says what is missing.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from pynas.cli import UsageError, positive_int, run_main
-from pynas.runs import METRICS, Ranked, RunData, RunError, open_run, record_metric, render_arch
+from pynas.argtypes import UsageError, positive_int, run_main
+from pynas.io import DamagedFileError, read_json
+from pynas.runs import Ranked, RunData, RunError, open_run, record_metric, render_arch, task_metric
+from pynas.search.records import DAMAGED_STATUS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,32 +43,40 @@ def _fmt(value: Any, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def _metric_text(task: str, value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.1f}" if task == "ptb" else f"{value:.4f}"
+def _read_summary(path: Path, fix: str) -> dict[str, Any] | None:
+    """A summary.json, None if there is none; RunError (exit 2) if it is damaged."""
+    if not path.is_file():
+        return None
+    try:
+        summary = read_json(path)
+    except DamagedFileError as exc:
+        raise RunError(f"{exc}; {fix}") from None
+    if not isinstance(summary, dict):
+        raise RunError(f"{path} is damaged (not a JSON object); {fix}")
+    return summary
 
 
 def _header(run: RunData) -> str:
     meta = run.meta
     status = "search in progress or interrupted (no summary.json yet)"
-    summary_path = run.path / "summary.json"
-    if summary_path.is_file():
-        try:
-            summary = json.loads(summary_path.read_text())
-            if summary.get("complete"):
-                status = "complete"
-            elif summary.get("stopped_by_time_limit"):
-                status = "stopped at its time limit"
-            else:
-                status = "stopped before its child count"
-        except json.JSONDecodeError:
-            status = "summary.json unreadable"
+    summary = _read_summary(
+        run.path / "summary.json",
+        f"it is rewritten by `python -m pynas.search --resume {run.path}` (which trains "
+        "nothing more if the search was complete), or delete it",
+    )
+    if summary is not None:
+        if summary.get("complete"):
+            status = "complete"
+        elif summary.get("stopped_by_time_limit"):
+            status = "stopped at its time limit"
+        else:
+            status = "stopped before its child count"
     preset = f" (preset {meta.get('preset')})" if meta.get("strategy") == "reinforce" else ""
+    damaged = f", {len(run.damaged)} of them damaged log lines" if run.damaged else ""
     return (
         f"run {run.path}: task {run.task}, strategy {meta.get('strategy', '?')}{preset}, "
         f"budget {meta.get('budget', '?')}; {len(run.records)} children "
-        f"({len(run.failed)} failed); {status}"
+        f"({len(run.failed)} failed{damaged}); {status}"
     )
 
 
@@ -80,15 +89,15 @@ def leaderboard(run: RunData, top: int, stream: TextIO) -> list[Ranked]:
     ranked = run.ranked()[:top]
     if not ranked:
         return ranked
-    metric = METRICS.get(run.task, ("", False))[0]
-    col = {"ppl": "ppl", "accuracy": "val acc"}.get(metric, "")
+    metric = task_metric(run.task)
+    col = metric.column if metric is not None else ""
     print(f"\n{'rank':>4}  {'reward':>11}  {col:>8}  {'params':>11}  {'child':>6}  {'sampled':>7}",
           file=stream)  # fmt: skip
     for entry in ranked:
         r = entry.record
         print(
             f"{entry.rank:>4}  {r['reward']:>11.5g}  "
-            f"{_metric_text(run.task, record_metric(r, run.task)) if col else '':>8}  "
+            f"{metric.text(record_metric(r, run.task)) if metric else '':>8}  "
             f"{_fmt(r.get('params'), ','):>11}  {r['index']:>6}  {entry.count:>6}x",
             file=stream,
         )
@@ -101,12 +110,12 @@ def leaderboard(run: RunData, top: int, stream: TextIO) -> list[Ranked]:
 
 def retrain_table(run: RunData, stream: TextIO) -> None:
     path = run.path / "retrain" / "summary.json"
-    if not path.is_file():
-        return
-    try:
-        summary = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        print(f"\n{path} is unreadable", file=stream)
+    summary = _read_summary(
+        path,
+        f"run the retrain command again (`python -m pynas.retrain {run.path} ...`) to "
+        "rewrite it, or delete it",
+    )
+    if summary is None:
         return
     metric = summary.get("metric", "")
     state = "" if summary.get("complete") else " (incomplete)"
@@ -132,15 +141,18 @@ def missing_fields(run: RunData) -> list[str]:
 def plot(run: RunData, best: Ranked | None, out: Path, stream: TextIO) -> list[Path]:
     """Write the PNGs; print each path and what could not be drawn."""
     from pynas.viz import PlotUnavailable
-    from pynas.viz.progress import plot_entropy, plot_rewards
+    from pynas.viz.curves import plot_entropy, plot_rewards
 
     try:
         out.mkdir(parents=True, exist_ok=True)
         written = []
         name = f"{run.task} run {run.path.name}"
-        notes = plot_rewards(run.records, out / "reward.png", f"reward per child — {name}")
+        records = [r for r in run.records if r.get("status") != DAMAGED_STATUS]  # no reward
+        notes = plot_rewards(records, out / "reward.png", f"reward per child — {name}")
         written.append(out / "reward.png")
-        if plot_entropy(run.records, out / "entropy.png", f"controller entropy — {name}"):
+        if run.damaged:
+            notes.append(f"{len(run.damaged)} children with damaged log lines are not plotted")
+        if plot_entropy(records, out / "entropy.png", f"controller entropy — {name}"):
             written.append(out / "entropy.png")
         else:
             notes.append(
@@ -154,8 +166,9 @@ def plot(run: RunData, best: Ranked | None, out: Path, stream: TextIO) -> list[P
                 f"reward {best.record['reward']:.4g}"
             )
             value = record_metric(best.record, run.task)
-            if value is not None:
-                title += f", {METRICS[run.task][0]} {_metric_text(run.task, value)}"
+            metric = task_metric(run.task)
+            if value is not None and metric is not None:
+                title += f", {metric.name} {metric.text(value)}"
             if kind == "rnn_cell":
                 from pynas.arch import RNNCell
                 from pynas.viz.cell import draw_cell

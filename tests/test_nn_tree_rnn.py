@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from pynas.arch import NAMED_CELLS
-from pynas.children.reference_cell import reference_cell_sequence
 from pynas.nn import TreeRNN
+from pynas.ops.reference_cell import reference_cell_sequence
 
 
 def test_lstm_call_signature_and_shapes():

@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from pynas.search import Budget, RunDir, Search, make_task
+from pynas.search import Budget, RunJournal, Search, make_task
 from pynas.show import main
 from pynas.strategies import Reinforce
 
@@ -27,7 +27,7 @@ def ptb_run(tmp_path_factory, ptb_dir):
     meta = {"format": 1, "task": "ptb", "budget": "test", "strategy": "reinforce",
             "preset": "paper", "seed": 0, "budget_settings": {"child": TINY}}  # fmt: skip
     task = make_task("ptb", TINY, seed=0, data_dir=str(ptb_dir))
-    run = RunDir.create(path, meta)
+    run = RunJournal.create(path, meta)
     strategy = Reinforce(task.space, batch_size=4, seed=0, lr=0.05)
     run.write_summary(Search(run, task, strategy, Budget(12, 4, 1)).run_all())
     torch.set_num_threads(before)

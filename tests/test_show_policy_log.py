@@ -4,14 +4,14 @@ import json
 
 import torch
 
-from pynas.search import Budget, RunDir, Search, make_task
+from pynas.search import Budget, RunJournal, Search, make_task
 from pynas.strategies import RandomSearch, Reinforce
 
 
 def run_toy(tmp_path, strategy_cls, **kwargs):
     task = make_task("toy", {}, seed=0)
     strategy = strategy_cls(task.space, seed=0, **kwargs)
-    search = Search(RunDir.create(tmp_path / "run", {}), task, strategy, Budget(12, 4, 1))
+    search = Search(RunJournal.create(tmp_path / "run", {}), task, strategy, Budget(12, 4, 1))
     seen = []
     search.on_record.append(seen.append)
     search.run_all()

@@ -1,6 +1,7 @@
 """`python -m pynas.train`: success, and clear errors with exit code 2."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -28,6 +29,18 @@ def test_trains_one_tiny_child(ptb_dir, tmp_path):
     record = json.loads(out.read_text())
     assert record["status"] == "ok" and record["arch"]["kind"] == "rnn_cell"
     assert record["metrics"]["ppl"] > 1
+
+
+def test_packaged_ptb_is_the_default_from_any_directory(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "PYNAS_DATA"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pynas.train", "--task", "ptb", "--arch", "nas_cell", "--hidden",
+         "8", "--train-tokens", "600", "--valid-tokens", "300", "--bptt", "8", "--quiet",
+         "--threads", "1"],
+        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "vocab=10000" in proc.stderr and "validation perplexity" in proc.stdout
 
 
 def test_malformed_architecture_file(ptb_dir, tmp_path):

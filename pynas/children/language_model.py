@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import math
 
-import torch
 from torch import nn
 
 from pynas.arch import RNNCell
 from pynas.children.tree_rnn import DEFAULT_IMPL, TreeCellLayer
+from pynas.children.word_language_model import State, WordLanguageModel
 
-State = list[tuple[torch.Tensor, torch.Tensor]]
+__all__ = ["CellLanguageModel", "State", "hidden_for_param_budget"]
 
 
-class CellLanguageModel(nn.Module):
+class CellLanguageModel(WordLanguageModel):
     """Word-level language model whose recurrent layers are the searched tree cell."""
 
     def __init__(
@@ -26,35 +26,16 @@ class CellLanguageModel(nn.Module):
         tie_weights: bool = True,
         impl: str = DEFAULT_IMPL,
     ) -> None:
-        super().__init__()
-        self.arch = arch
-        self.hidden_size = hidden_size
-        self.embedding = nn.Embedding(vocab_size, hidden_size)
-        self.layers = nn.ModuleList(
-            TreeCellLayer(arch, hidden_size, hidden_size, impl=impl) for _ in range(num_layers)
+        super().__init__(
+            vocab_size,
+            hidden_size,
+            lambda: nn.ModuleList(
+                TreeCellLayer(arch, hidden_size, hidden_size, impl=impl) for _ in range(num_layers)
+            ),
+            dropout,
+            tie_weights,
         )
-        self.dropout = nn.Dropout(dropout)
-        self.decoder = nn.Linear(hidden_size, vocab_size)
-        if tie_weights:
-            self.decoder.weight = self.embedding.weight
-        nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
-        nn.init.zeros_(self.decoder.bias)
-        if not tie_weights:
-            nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
-
-    def init_state(self, batch_size: int) -> State:
-        zeros = self.embedding.weight.new_zeros(batch_size, self.hidden_size)
-        return [(zeros, zeros) for _ in self.layers]
-
-    def forward(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """tokens [T, B] -> logits [T, B, vocab], new state."""
-        x = self.dropout(self.embedding(tokens))
-        new_state = []
-        for layer, layer_state in zip(self.layers, state, strict=True):
-            x, layer_state = layer(x, layer_state)
-            x = self.dropout(x)
-            new_state.append(layer_state)
-        return self.decoder(x), new_state
+        self.arch = arch
 
 
 def hidden_for_param_budget(

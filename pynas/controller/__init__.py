@@ -1,4 +1,5 @@
-"""The LSTM controller (SPEC §4) and the REINFORCE gradient as a pure function."""
+"""The LSTM controller (SPEC §3, §4: categorical decisions and anchor attention) and the
+REINFORCE gradient as a pure function."""
 
 from pynas.controller.lstm_controller import Controller, ControllerConfig, ControllerOutput
 from pynas.controller.policy_gradient import (

@@ -1,7 +1,7 @@
 """Executors: the seam between the search loop and where children are trained.
 
 ``InProcessExecutor`` (the default) trains children in the search process, ``WorkerPool`` in
-local worker processes (``--workers N``); Ray is used through :mod:`pynas.executors.select`
+local worker processes (``--workers N``); Ray is used through :mod:`pynas.search.backends`
 and imported only when asked for (``--executor ray``).
 """
 

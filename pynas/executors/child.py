@@ -1,20 +1,22 @@
 """One child evaluation that can run in any process: the search's, a local worker's, a Ray task.
 
-A :class:`TaskSpec` names a task by the arguments of :func:`pynas.search.tasks.make_task`; a
+A :class:`TaskSpec` names a task by what its ``search_task`` needs (the child settings, the
+run's seed, the data directory); a
 process that receives a :class:`ChildEvaluator` builds the task from it once (cached per
 process: PTB is loaded once per worker, not once per child). Evaluating an item
 ``(index, arch_json)`` gives ``(index, arch_json, ChildResult, seconds)``, the tuple the search
-loop logs with :func:`pynas.search.loop.make_record`.
+loop logs with :func:`pynas.search.records.child_record`.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from pynas.tasks.result import ChildResult
+from pynas.tasks.base import ChildResult, ChildSettings, SearchTask
+from pynas.tasks.registry import get_task
 
 ChildItem = tuple[int, str]  # (child index, canonical JSON of its architecture)
 ChildOutcome = tuple[int, str, ChildResult, float]  # (index, arch JSON, result, seconds)
@@ -22,33 +24,33 @@ ChildOutcome = tuple[int, str, ChildResult, float]  # (index, arch JSON, result,
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """Everything a process needs to build a search task: make_task's arguments, threads."""
+    """Everything a process needs to build a search task: the task, its child settings, the
+    run's seed, the data directory, and torch threads."""
 
     name: str
-    child: dict[str, Any] = field(default_factory=dict)
+    child: ChildSettings
     seed: int = 0
     data_dir: str | None = None
     threads: int = 1  # torch threads in a worker process
 
     def key(self) -> str:
         return json.dumps(
-            [self.name, self.child, self.seed, self.data_dir, self.threads], sort_keys=True
+            [self.name, self.child.to_dict(), self.seed, self.data_dir, self.threads],
+            sort_keys=True,
         )
 
 
-_TASKS: dict[str, Any] = {}  # per-process cache: TaskSpec.key() -> SearchTask
+_TASKS: dict[str, SearchTask] = {}  # per-process cache: TaskSpec.key() -> SearchTask
 
 
-def build_task(spec: TaskSpec) -> Any:
+def build_task(spec: TaskSpec) -> SearchTask:
     """The SearchTask of `spec`, built once per process; sets torch's thread count."""
     key = spec.key()
     if key not in _TASKS:
         import torch
 
-        from pynas.search.tasks import make_task
-
         torch.set_num_threads(spec.threads)
-        _TASKS[key] = make_task(spec.name, dict(spec.child), spec.seed, spec.data_dir)
+        _TASKS[key] = get_task(spec.name).search_task(spec.child, spec.seed, spec.data_dir)
     return _TASKS[key]
 
 

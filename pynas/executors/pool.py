@@ -3,7 +3,8 @@
 ``concurrent.futures.ProcessPoolExecutor`` breaks as a whole when one worker dies. This pool
 keeps one pipe per worker, so it knows which item a dead worker was running: that item is
 re-run on a fresh worker up to ``retries`` more times, then reported through the function's
-``failed(item, reason, attempts)`` hook (see :class:`pynas.executors.child.ChildEvaluator`).
+``failed(item, reason, attempts)`` hook (:class:`pynas.executors.base.Retries`, see
+:class:`pynas.executors.child.ChildEvaluator`).
 Workers are started with the ``spawn`` method (no forked torch state), run torch with
 ``threads`` threads each, persist across ``map`` calls, and are killed by the kernel when the
 process that owns the pool dies.
@@ -13,38 +14,23 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import signal
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any, TypeVar
 
+from pynas.executors.base import Retries, WorkerError, death_reason
 from pynas.executors.worker import worker_main
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
-class WorkerError(RuntimeError):
-    """The function raised in a worker, or a worker died and the function has no failed hook."""
-
-
 @dataclass
 class _Worker:
     process: Any  # multiprocessing.Process (spawn context)
     conn: Connection
-
-
-def death_reason(exitcode: int | None) -> str:
-    """Human-readable cause of a worker's death from its exit code."""
-    if exitcode is not None and exitcode < 0:
-        try:
-            name = signal.Signals(-exitcode).name
-        except ValueError:
-            name = f"signal {-exitcode}"
-        return f"worker process killed by {name}"
-    return f"worker process exited with code {exitcode}"
 
 
 class WorkerPool:
@@ -117,6 +103,7 @@ class WorkerPool:
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
         queue: deque[tuple[int, T, int]] = deque((i, x, 0) for i, x in enumerate(items))
         busy: dict[int, tuple[int, T, int]] = {}  # slot -> (task id, item, attempts so far)
+        retries = Retries(fn, self.retries)
         try:
             while queue or busy:
                 for slot in range(self.workers):
@@ -139,18 +126,13 @@ class WorkerPool:
                     task_id, item, attempts = busy.pop(slot)
                     kind, payload = self._receive(slot)
                     if kind == "ok":
-                        retried = getattr(fn, "retried", None)
-                        yield retried(payload, attempts) if attempts > 1 and retried else payload
+                        yield retries.result(payload, attempts)
                     elif kind == "error":
                         raise WorkerError(f"item {task_id} raised in its worker:\n{payload}")
-                    elif attempts <= self.retries:
+                    elif retries.again(attempts):
                         queue.appendleft((task_id, item, attempts))
                     else:
-                        failed = getattr(fn, "failed", None)
-                        reason = f"{payload} (on each of {attempts} attempts)"
-                        if failed is None:
-                            raise WorkerError(f"item {task_id}: {reason}")
-                        yield failed(item, reason, attempts)
+                        yield retries.died_every_time(item, payload, attempts, label=task_id)
         finally:
             for slot in busy:  # abandoned mid-item (caller stopped early, or an error)
                 self._discard(slot)

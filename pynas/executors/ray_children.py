@@ -1,6 +1,8 @@
 """Children as Ray tasks, with resource requests and retries when a worker dies.
 
-Each child is one task (``num_cpus``/``num_gpus`` as configured). The retries are ours, not
+Each child is one task (``num_cpus``/``num_gpus`` as configured; a child given GPUs trains on
+``cuda``, which inside the task is the GPU Ray assigned to it, see
+:func:`pynas.search.execution.child_device`). The retries are ours, not
 Ray's (``max_retries=0``): a child whose worker process died (SIGKILL, out of memory, a lost
 node) is submitted again up to ``retries`` times, so every record knows its attempts and, in
 the end, why it failed. An exception inside the child never gets here: the evaluator turns it
@@ -8,7 +10,7 @@ into a failed result.
 
 :class:`RayExecutor` offers the same ``map(fn, items)`` as the local executors, for the
 synchronous search loop (random search, evolution); REINFORCE on Ray uses the parameter
-servers instead (:mod:`pynas.search.ray_search`).
+servers instead (:mod:`pynas.search.distributed.search`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from pynas.executors.base import Retries, death_reason
 from pynas.executors.ray_runtime import import_ray
 from pynas.executors.worker import IDLE_NAME, child_process_name, set_process_name
 
@@ -29,12 +32,6 @@ def run_child(fn: Callable[[Any], Any], item: Any) -> Any:
         set_process_name(IDLE_NAME)
 
 
-def death_reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    detail = f": {text[0][:200]}" if text else ""
-    return f"Ray worker died ({type(exc).__name__}{detail})"
-
-
 class RayChildRunner:
     """Run items through ``fn`` as Ray tasks; yield outcomes as they finish."""
 
@@ -44,9 +41,13 @@ class RayChildRunner:
     ) -> None:  # fmt: skip
         ray = import_ray()
         self.fn = fn
-        self.retries = retries
+        self.retries = Retries(fn, retries)
         self._fn_ref = ray.put(fn)
-        self._task = ray.remote(run_child).options(
+        # A GPU child gets a fresh worker process: Ray sets CUDA_VISIBLE_DEVICES per task, but a
+        # process keeps the GPUs it saw when it first used CUDA (Ray's own default for GPU
+        # functions, which it applies only to num_gpus given to ray.remote, not to .options).
+        remote = ray.remote(max_calls=1)(run_child) if num_gpus > 0 else ray.remote(run_child)
+        self._task = remote.options(
             num_cpus=num_cpus, num_gpus=num_gpus, max_retries=0, name="pynas_child"
         )
 
@@ -68,9 +69,8 @@ class RayChildRunner:
         pending: dict[Any, tuple[Any, int]] = {}
         for item in items:
             before = deaths(item) if deaths is not None else 0
-            if before > self.retries:
-                reason = f"Ray worker died (on each of {before} attempts)"
-                yield self._failed(item, reason, before)
+            if not self.retries.again(before):
+                yield self.retries.died_every_time(item, "Ray worker died", before)
                 continue
             pending[self._task.remote(self._fn_ref, item)] = (item, before + 1)
         while pending:
@@ -80,25 +80,18 @@ class RayChildRunner:
                 try:
                     outcome = ray.get(ref)
                 except (RayTaskError, TaskCancelledError) as exc:  # not a dead worker
-                    yield self._failed(item, f"child task failed: {exc}"[:500], attempts)
+                    yield self.retries.failed(item, f"child task failed: {exc}"[:500], attempts)
                     continue
                 except ray.exceptions.RayError as exc:  # the worker (or its node) died
                     if on_death is not None:
                         on_death(item)
-                    if attempts <= self.retries:
+                    if self.retries.again(attempts):
                         pending[self._task.remote(self._fn_ref, item)] = (item, attempts + 1)
                     else:
-                        reason = f"{death_reason(exc)} (on each of {attempts} attempts)"
-                        yield self._failed(item, reason, attempts)
+                        reason = death_reason(exc, "Ray worker")
+                        yield self.retries.died_every_time(item, reason, attempts)
                     continue
-                retried = getattr(self.fn, "retried", None)
-                yield retried(outcome, attempts) if attempts > 1 and retried else outcome
-
-    def _failed(self, item: Any, reason: str, attempts: int) -> Any:
-        failed = getattr(self.fn, "failed", None)
-        if failed is None:
-            raise RuntimeError(f"item {item!r}: {reason}")
-        return failed(item, reason, attempts)
+                yield self.retries.result(outcome, attempts)
 
 
 class RayExecutor:

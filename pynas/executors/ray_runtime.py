@@ -12,7 +12,7 @@ import os
 import socket
 from types import ModuleType
 
-from pynas.cli.usage import UsageError
+from pynas.argtypes import UsageError
 
 RAY_REQUIREMENT = "ray==2.60.0"
 

@@ -38,7 +38,7 @@ def _skip_concat_fake(inputs):
     return first.new_empty((first.shape[0], channels, height, width))
 
 
-@torch.library.register_fake("pynas::skip_concat_backward")
+@torch.library.register_fake("pynas::_skip_concat_backward")
 def _skip_concat_backward_fake(grad, channels, heights, widths):
     return [
         grad.new_empty((grad.shape[0], c, h, w))
@@ -53,7 +53,7 @@ def _setup_context(ctx, inputs, output):
 
 def _backward(ctx, grad):
     channels, heights, widths = (list(x) for x in zip(*ctx.shapes, strict=True))
-    grads = torch.ops.pynas.skip_concat_backward(grad, channels, heights, widths)
+    grads = torch.ops.pynas._skip_concat_backward(grad, channels, heights, widths)
     return (list(grads),)
 
 

@@ -12,9 +12,16 @@ with combines and activations numbered as in :data:`pynas.arch.rnn_cell.COMBINES
 
 Memory: the forward saves the recurrent projections ``hp_all [T, B, N*H]`` and c of every step
 (not the 2N-1 node values) and the backward recomputes the tree from them. When the graph is
-not retained, the backward writes grad_xproj over ``hp_all`` (:data:`DONATE_SAVED`), and the
-weight gradient can be summed over chunks of steps (:data:`WEIGHT_GRAD_CHUNK`) so that only a
-few steps of d hp are buffered. Not supported: double backward (create_graph through the op).
+not retained, the backward writes grad_xproj over ``hp_all`` (internal: the op's
+``_donate_saved`` argument and the backward ops ``pynas::_tree_cell_seq_backward[_donate]`` are
+not public API), and the weight gradient can be summed over chunks of steps
+(:data:`WEIGHT_GRAD_CHUNK`) so that only a few steps of d hp are buffered. Not supported: double
+backward (create_graph through the op).
+
+NaN and +-Inf propagate as in the reference (tests/ops/test_tree_cell_nonfinite.py), with one
+known difference: when the loss uses c_T alone (neither hs nor h_T), torch's autograd never
+visits the last step's nodes above c_out, while the op backpropagates a zero gradient through
+them, so a non-finite value there gives NaN gradients (0 * Inf) that the reference does not have.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import torch
 
 from pynas.arch import RNNCell
 from pynas.arch.rnn_cell import ACTIVATIONS, COMBINES
-from pynas.children.reference_cell import reference_cell_sequence
+from pynas.ops.reference_cell import reference_cell_sequence
 
 _HEADER = 4  # base, c_out, inject_at, inject_op
 
@@ -123,7 +130,7 @@ def tree_cell_sequence(
     row_program: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Run a BPTT window on the fused op; same contract as
-    :func:`pynas.children.reference_cell.reference_cell_sequence`.
+    :func:`pynas.ops.reference_cell.reference_cell_sequence`.
 
     ``arch`` is one architecture, a list of architectures of one base, or a program tensor
     ``[P, 2N+3]``; with more than one program, ``row_program [B]`` picks each row's program
@@ -223,7 +230,7 @@ def _check_fake_inputs(xproj, h0, c0, weight_hh, programs, row_program) -> None:
 
 @torch.library.register_fake("pynas::tree_cell_seq")
 def _tree_cell_seq_fake(
-    xproj, h0, c0, weight_hh, programs, row_program, save_for_backward=True, donate_saved=False
+    xproj, h0, c0, weight_hh, programs, row_program, save_for_backward=True, _donate_saved=False
 ):
     _check_fake_inputs(xproj, h0, c0, weight_hh, programs, row_program)
     steps, batch, width = xproj.shape
@@ -238,7 +245,7 @@ def _tree_cell_seq_fake(
     )
 
 
-@torch.library.register_fake("pynas::tree_cell_seq_backward")
+@torch.library.register_fake("pynas::_tree_cell_seq_backward")
 def _tree_cell_seq_backward_fake(
     grad_hs, grad_h_last, grad_c_last, xproj, h0, c0, weight_hh, programs, row_program, hs,
     hp_all, cs, weight_grad_chunk=0,
@@ -252,23 +259,37 @@ def _tree_cell_seq_backward_fake(
     )
 
 
-#: Let the backward overwrite the saved projections with grad_xproj when the forward was called
-#: with donate_saved (as tree_cell_sequence does: it never hands hp_all out) and autograd will
-#: free them anyway (graph not retained, eager mode). Saves one [T, B, N*H] buffer at the peak.
-DONATE_SAVED = True
+# Let the backward overwrite the saved projections with grad_xproj when the forward was called
+# with _donate_saved (as tree_cell_sequence does: it never hands hp_all out) and autograd will
+# free them anyway (graph not retained, eager mode). Saves one [T, B, N*H] buffer at the peak.
+# Internal switch (benchmarks and tests turn it off).
+_DONATE_SAVED = True
+
+
+def _graph_is_kept() -> bool:
+    """Whether the running backward keeps the graph (retain_graph), so that saved tensors will be
+    read again. Asks torch's private `_get_current_graph_task_keep_graph`; if a torch version
+    lacks it (or it fails), answers True: then nothing is donated, which is always safe."""
+    query = getattr(torch._C._autograd, "_get_current_graph_task_keep_graph", None)
+    if query is None:
+        return True
+    try:
+        return bool(query())
+    except RuntimeError:
+        return True
 
 
 def _may_donate(hp_all: torch.Tensor) -> bool:
     return (
-        DONATE_SAVED
+        _DONATE_SAVED
         and type(hp_all) is torch.Tensor
         and hp_all.is_contiguous()
         and not torch.compiler.is_compiling()
-        and not torch._C._autograd._get_current_graph_task_keep_graph()
+        and not _graph_is_kept()
     )
 
 
-@torch.library.register_fake("pynas::tree_cell_seq_backward_donate")
+@torch.library.register_fake("pynas::_tree_cell_seq_backward_donate")
 def _tree_cell_seq_backward_donate_fake(
     grad_hs, grad_h_last, grad_c_last, xproj, h0, c0, weight_hh, programs, row_program, hs,
     hp_all, cs, weight_grad_chunk=0,
@@ -304,13 +325,13 @@ def _backward(ctx, grad_hs, grad_h_last, grad_c_last, _grad_hp_all, _grad_cs):
     if ctx.donate_saved and _may_donate(hp_all):
         # The graph is freed after this backward, so hp_all is never read again: the kernel
         # writes grad_xproj over it instead of allocating another [T, B, N*H] buffer.
-        grad_h0, grad_c0, grad_w = torch.ops.pynas.tree_cell_seq_backward_donate(
+        grad_h0, grad_c0, grad_w = torch.ops.pynas._tree_cell_seq_backward_donate(
             *args, hs, hp_all, cs, WEIGHT_GRAD_CHUNK
         )
         torch.autograd.graph.increment_version(hp_all)
         grad_x = hp_all
     else:
-        grad_x, grad_h0, grad_c0, grad_w = torch.ops.pynas.tree_cell_seq_backward(
+        grad_x, grad_h0, grad_c0, grad_w = torch.ops.pynas._tree_cell_seq_backward(
             *args, hs, hp_all, cs, WEIGHT_GRAD_CHUNK
         )
     return grad_x, grad_h0, grad_c0, grad_w, None, None, None, None

@@ -10,27 +10,21 @@ from typing import Any
 
 import torch
 
-from pynas.cli import UsageError, positive_int, run_main
-from pynas.retrain.grid import float_list, make_grid
+from pynas.argtypes import UsageError, float_list, positive_int, run_main, size_limit
+from pynas.retrain.grid import make_grid
 from pynas.retrain.report import to_markdown
 from pynas.retrain.runner import Retrain
 from pynas.retrain.store import SUMMARY_MD, RetrainDir
-from pynas.retrain.tasks import TASKS, CIFAR10Retrain, PTBRetrain, RetrainTask
-from pynas.runs import RunError, open_run
+from pynas.runs import RunData, RunError, open_run
+from pynas.tasks.base import Retraining, RetrainOverrides, Task
 from pynas.tasks.data import DataError
+from pynas.tasks.device import DEVICES_HELP, add_device_argument
+from pynas.tasks.registry import TASKS, tasks_with
 
-# Grid defaults per task: small enough for a laptop (4 points), the axes of SPEC §6.
-DEFAULT_GRID: dict[str, dict[str, list[float]]] = {
-    "ptb": {"lr": [20.0, 10.0], "weight_decay": [0.0, 1e-6]},
-    "cifar10": {
-        "lr": [0.1, 0.05],
-        "weight_decay": [1e-4, 5e-4],
-        "bn_eps": [1e-5],
-        "bn_momentum": [0.1],
-    },
-}
+# the grid axes (SPEC §6; each task's defaults are small enough for a laptop: a 2x2 grid)
 OPTION = {"lr": "--lr", "weight_decay": "--weight-decay", "bn_eps": "--bn-eps",
           "bn_momentum": "--bn-momentum"}  # fmt: skip
+RETRAINABLE = [t for t in TASKS.values() if t.retrain_grid]
 
 EPILOG = """\
 By default an architecture is trained exactly like a child of the run (its budget's settings:
@@ -46,11 +40,18 @@ pynas.load_model). Run the same command again to continue a retrain that stopped
 """
 
 
-def size_limit(text: str) -> int | None:
-    """argparse type: a positive count, or 'all' (no limit)."""
-    if text == "all":
-        return None
-    return positive_int(text)
+def _defaults(axis: str) -> str:
+    """Each task's default values of a grid axis, for --help."""
+    having = [t for t in RETRAINABLE if axis in t.retrain_grid]
+    values = {t.name: ",".join(f"{v:g}" for v in t.retrain_grid[axis]) for t in having}
+    if len(having) == 1:
+        return next(iter(values.values()))
+    return "; ".join(f"{name}: {text}" for name, text in values.items())
+
+
+def _only(option: str) -> str:
+    names = tasks_with(option)
+    return f"{' and '.join(names)} only" if len(names) < len(RETRAINABLE) else ""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,16 +65,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", metavar="RUN", help="run directory of a search (python -m pynas.search)")
     p.add_argument("--top", type=positive_int, default=3, help="how many architectures (3)")
     grid = p.add_argument_group("grid (comma-separated values; every combination is trained)")
-    grid.add_argument("--lr", type=float_list(0, strict=True), help="ptb: 20,10; cifar10: 0.1,0.05")
-    grid.add_argument(
-        "--weight-decay", type=float_list(0, strict=False), help="ptb: 0,1e-6; cifar10: 1e-4,5e-4"
-    )
-    grid.add_argument("--bn-eps", type=float_list(0, strict=True), help="cifar10 only: 1e-5")
-    grid.add_argument("--bn-momentum", type=float_list(0, strict=True), help="cifar10 only: 0.1")
+    for axis, option in OPTION.items():
+        strict = axis != "weight_decay"  # a weight decay may be 0
+        only = _only(axis)
+        grid.add_argument(
+            option, type=float_list(0, strict=strict),
+            help=f"{only + ': ' if only else ''}{_defaults(axis)}",
+        )  # fmt: skip
     train = p.add_argument_group("training (default: the run's child settings)")
     train.add_argument("--epochs", type=positive_int)
-    train.add_argument("--hidden", type=positive_int, help="ptb only: hidden size")
-    train.add_argument("--dropout", type=float, help="ptb only")
+    train.add_argument("--hidden", type=positive_int, help=f"{_only('hidden')}: hidden size")
+    train.add_argument("--dropout", type=float, help=_only("dropout"))
     train.add_argument(
         "--train-limit",
         type=size_limit,
@@ -93,54 +95,64 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="the task's data (default: the run's, else $PYNAS_DATA)")
     p.add_argument("--out", help="output directory (default: RUN/retrain)")
     p.add_argument("--threads", type=positive_int, default=1, help="torch threads (1)")
+    add_device_argument(p, f"where to train: {DEVICES_HELP} (default: the run's)", default=None)
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument(
+        "--repair-log",
+        action="store_true",
+        help="move damaged lines of the output's results.jsonl to results.jsonl.damaged and "
+        "train their grid points again",
+    )
     return p
 
 
-def _grid(args: argparse.Namespace, task: str) -> list[dict[str, float]]:
-    axes = dict(DEFAULT_GRID[task])
+def _not_for(option: str, task: Task, why: str = "") -> UsageError:
+    names = " and ".join(tasks_with(option.lstrip("-").replace("-", "_")))
+    return UsageError(f"{option} applies to {names} runs{why}; this is a {task.name} run")
+
+
+def _grid(args: argparse.Namespace, task: Task) -> list[dict[str, float]]:
+    axes = dict(task.retrain_grid)
     for axis, option in OPTION.items():
         values = getattr(args, axis)
         if values is None:
             continue
         if axis not in axes:
-            raise UsageError(f"{option} applies to cifar10 runs (batch norm); this is a {task} run")
+            raise _not_for(option, task, " (batch norm)" if axis.startswith("bn_") else "")
         axes[axis] = values
     return make_grid(axes)
 
 
-def _overrides(args: argparse.Namespace, task: str) -> dict[str, Any]:
-    out: dict[str, Any] = {"seed": args.seed}
-    if args.epochs is not None:
-        out["epochs"] = args.epochs
-    size = "tokens" if task == "ptb" else "images"
-    if hasattr(args, "train_limit"):
-        out[f"train_{size}"] = args.train_limit
-    out[f"valid_{size}"] = args.valid_limit
+def _overrides(args: argparse.Namespace, task: Task) -> RetrainOverrides:
     for name in ("hidden", "dropout"):
-        if getattr(args, name) is not None:
-            if task != "ptb":
-                raise UsageError(f"--{name} applies to ptb runs; this is a {task} run")
-            out[name] = getattr(args, name)
+        if getattr(args, name) is not None and name not in task.retrain_options:
+            raise _not_for(f"--{name}", task)
     if args.dropout is not None and not 0 <= args.dropout < 1:
         raise UsageError(f"--dropout must be in [0, 1), got {args.dropout}")
-    return out
+    return RetrainOverrides(
+        seed=args.seed, epochs=args.epochs, device=args.device,
+        train_limit=getattr(args, "train_limit", None),
+        change_train_limit=hasattr(args, "train_limit"), valid_limit=args.valid_limit,
+        hidden=args.hidden, dropout=args.dropout,
+    )  # fmt: skip
 
 
-def check_task(task: Any, run: str) -> str:
-    if task not in TASKS:
-        raise UsageError(f"retrain supports {' and '.join(TASKS)} runs; {run} is a {task!r} run")
-    return str(task)
+def check_task(name: Any, run: str) -> Task:
+    if name not in TASKS or not TASKS[name].retrain_grid:
+        supported = " and ".join(t.name for t in RETRAINABLE)
+        raise UsageError(f"retrain supports {supported} runs; {run} is a {name!r} run")
+    return TASKS[name]
 
 
-def make_task(meta: dict[str, Any], args: argparse.Namespace) -> RetrainTask:
-    task = check_task(meta.get("task"), args.run)
-    child = dict((meta.get("budget_settings") or {}).get("child") or {})
-    data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else meta.get("data_dir")
+def make_retraining(run: RunData, args: argparse.Namespace) -> Retraining:
+    task = check_task(run.task, args.run)
+    data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else run.meta.get("data_dir")
     overrides = _overrides(args, task)
-    cls = PTBRetrain if task == "ptb" else CIFAR10Retrain
     try:
-        return cls(child, overrides, data_dir, test_limit=args.test_limit)
+        child = task.child_settings(run.child)
+        retraining = task.retraining(child, overrides, data_dir, test_limit=args.test_limit)
+        retraining.child_device()  # DeviceError (a ValueError) if this machine lacks the device
+        return retraining
     except (TypeError, ValueError) as exc:
         raise UsageError(f"cannot retrain with these settings: {exc}") from None
 
@@ -156,7 +168,7 @@ def main_body(args: argparse.Namespace) -> int:
         )
     torch.set_num_threads(args.threads)
     grid = _grid(args, check_task(run.task, args.run))
-    task = make_task(run.meta, args)  # loads the data: DataError -> exit 2
+    task = make_retraining(run, args)  # loads the data: DataError -> exit 2
     entries = ranked[: args.top]
     say = (lambda _: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     if len(entries) < args.top:
@@ -167,7 +179,7 @@ def main_body(args: argparse.Namespace) -> int:
     resumed = out.open({"task": task.name, "settings": task.settings})
     try:
         retrain = Retrain(task, out, entries, grid, say)
-        done = retrain.restore()
+        done = retrain.restore(args.repair_log)
         say(
             f"{'resuming' if resumed else 'starting'} retrain of {run.path}: top {len(entries)}, "
             f"{len(grid)} grid points each, {done} points already done; output {out.path}"

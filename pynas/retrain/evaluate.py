@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 
 from pynas.export import load_model
+from pynas.tasks.device import check_device
+from pynas.tasks.registry import get_task
 
 SPLITS = ("train", "valid", "test")
 
@@ -18,6 +20,7 @@ def evaluate_saved(
     limit: int | None = None,
     variant: str = "small",
     valid_size: int = 500,
+    device: str = "cpu",
 ) -> float:
     """Load a model saved by :func:`pynas.save_model` and score it on a split of its task.
 
@@ -25,21 +28,10 @@ def evaluate_saved(
     cifar10: accuracy (the data file `variant` with `valid_size` images held out, as in the
     search that produced the model, since that fixes the normalisation). `limit` keeps only the
     first tokens/images; the data is found as for a search (`data_dir` or $PYNAS_DATA).
+    `device` (cpu, cuda, cuda:N) is where the model runs.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    model = load_model(path)
-    task = model._pynas_spec["task"]  # set by load_model
-    if task == "ptb":
-        from pynas.tasks.ptb import evaluate_ppl, load_corpus
-        from pynas.tasks.ptb_data import batchify
-
-        tokens = getattr(load_corpus(data_dir), split)
-        tokens = tokens[:limit] if limit else tokens
-        return evaluate_ppl(model, batchify(tokens, batch_size or 10), bptt)  # type: ignore[arg-type]
-    if task == "cifar10":
-        from pynas.tasks.cifar10 import evaluate_accuracy, load_cifar10
-
-        data = getattr(load_cifar10(data_dir, variant, valid_size), split).head(limit)
-        return evaluate_accuracy(model, data, batch_size or 500)
-    raise ValueError(f"{path}: no evaluation for task {task!r}")
+    model = load_model(path).to(check_device(device))
+    task = get_task(model._pynas_spec["task"])  # set by load_model
+    return task.evaluate_saved(model, data_dir, split, batch_size, bptt, limit, variant, valid_size)

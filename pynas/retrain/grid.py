@@ -6,36 +6,10 @@ A grid point is a plain dict such as ``{"lr": 20.0, "weight_decay": 0.0}``; its 
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
-import math
-from typing import Any
 
 Point = dict[str, float]
-
-
-def float_list(minimum: float, strict: bool) -> Any:
-    """argparse type: comma-separated finite floats (> or >= `minimum`), duplicates dropped."""
-
-    def parse(text: str) -> list[float]:
-        values: list[float] = []
-        for part in text.split(","):
-            try:
-                value = float(part)
-            except ValueError:
-                raise argparse.ArgumentTypeError(
-                    f"expected comma-separated numbers like 20,10, got {text!r}"
-                ) from None
-            bad = value <= minimum if strict else value < minimum
-            if not math.isfinite(value) or bad:
-                bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
-                raise argparse.ArgumentTypeError(f"every value must be finite and {bound}: {part}")
-            if value not in values:
-                values.append(value)
-        return values
-
-    return parse
 
 
 def make_grid(axes: dict[str, list[float]]) -> list[Point]:

@@ -9,15 +9,16 @@ result is logged too). A killed retrain therefore redoes at most the point it wa
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
-from pynas.export import load_model, save_model
+from pynas.argtypes import UsageError
+from pynas.export import build_model, load_model, save_model
+from pynas.io import DamagedLinesError
 from pynas.retrain.grid import Point, point_key, point_label, point_slug
 from pynas.retrain.store import RetrainDir, arch_id
-from pynas.retrain.tasks import RetrainTask, Trained
 from pynas.runs import Ranked, arch_key
+from pynas.tasks.base import Retraining, Trained
 
 Say = Callable[[str], None]
 
@@ -25,7 +26,7 @@ Say = Callable[[str], None]
 class Retrain:
     def __init__(
         self,
-        task: RetrainTask,
+        task: Retraining,
         out: RetrainDir,
         entries: list[Ranked],
         grid: list[Point],
@@ -40,13 +41,30 @@ class Retrain:
         self.tested: dict[tuple[str, str], dict[str, Any]] = {}
 
     # ----- state ------------------------------------------------------------------------------
-    def restore(self) -> int:
-        """Load the results log; the number of grid points already done."""
-        report = self.out.log.read(repair=True)
-        if report.dropped_bytes:
+    def restore(self, repair_log: bool = False) -> int:
+        """Load the results log; the number of grid points already done.
+
+        Damaged lines before the last raise UsageError, or with `repair_log` are moved to
+        ``results.jsonl.damaged`` (their grid points or tests are simply done again).
+        """
+        try:
+            report = self.out.log.read(repair=True, allow_damaged=repair_log)
+        except DamagedLinesError as exc:
+            raise UsageError(
+                f"{exc}. Run the same command with --repair-log to move the damaged lines to "
+                f"{self.out.log.damaged_path.name} and train their grid points again"
+            ) from None
+        if report.torn_bytes:
             self.say(
-                f"results.jsonl: dropped a torn last line ({report.dropped_bytes} bytes) left by "
+                f"results.jsonl: dropped a torn last line ({report.torn_bytes} bytes) left by "
                 "an interrupted write; that grid point will be trained again"
+            )
+        if report.damaged:
+            aside = self.out.log.set_aside(report.damaged)
+            self.say(
+                f"results.jsonl: moved {len(report.damaged)} damaged line(s) "
+                f"({', '.join(str(d.number) for d in report.damaged)}) to {aside.name}; their "
+                "grid points are trained again"
             )
         for r in report.records:
             key = (arch_key(r.get("arch")), point_key(r.get("point") or {}))
@@ -93,6 +111,12 @@ class Retrain:
                 self.say(f"{where}: {_outcome(self.task, record)}")
             self._test(entry, akey)
 
+    def _train(self, arch: Any, point: Point) -> Trained:
+        """Train `arch` at `point`; the model is made by pynas.build_model (so it can be saved)."""
+        return self.task.train(
+            arch, point, lambda a, options: build_model(a, task=self.task.name, **options)
+        )
+
     def _record(
         self, entry: Ranked, point: Point, trained: Trained, model: str | None
     ) -> dict[str, Any]:
@@ -102,18 +126,18 @@ class Retrain:
             "point": point,
             "status": trained.status,
             "reason": trained.reason,
-            "metric": self.task.metric,
+            "metric": self.task.metric.name,
             "valid": trained.valid,
             "params": trained.params,
             "seconds": trained.seconds,
-            "curve": [v if math.isfinite(v) else None for v in trained.curve],
+            "curve": trained.curve,
             "model": model,
             "search_index": entry.record["index"],
             "search_reward": entry.record["reward"],
         }
 
     def _train_point(self, entry: Ranked, akey: str, point: Point) -> dict[str, Any]:
-        trained = self.task.train(entry.arch, point)
+        trained = self._train(entry.arch, point)
         model = None
         if trained.ok and trained.model is not None:
             best = self._best(akey)
@@ -143,7 +167,7 @@ class Retrain:
         if not path.is_file():  # lost by a kill between saving and logging, or a grid change
             self.say(f"model of search child {entry.record['index']} at {point_label(point)} "
                      "is missing: training that point again to save it")  # fmt: skip
-            trained = self.task.train(entry.arch, point)
+            trained = self._train(entry.arch, point)
             if trained.model is None:
                 self.say(f"  retraining failed ({trained.reason}); no test result for this arch")
                 return
@@ -157,14 +181,15 @@ class Retrain:
             "kind": "test",
             "arch": entry.arch,
             "point": point,
-            "metric": self.task.metric,
-            "test": value if math.isfinite(value) else None,
+            "metric": self.task.metric.name,
+            "test": value,
             "model": self.out.relative(path),
         }
         self.out.log.append(test)
         self.tested[key] = test
+        metric = self.task.metric.name
         self.say(f"  search child {entry.record['index']}: best {point_label(point)}, "
-                 f"valid {self.task.metric} {record['valid']:.4g}, test {value:.4g}")  # fmt: skip
+                 f"valid {metric} {record['valid']:.4g}, test {value:.4g}")  # fmt: skip
 
     # ----- results ----------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
@@ -181,8 +206,8 @@ class Retrain:
                     "search_rank": entry.rank,
                     "search_index": entry.record["index"],
                     "search_reward": entry.record["reward"],
-                    "search_metric": entry.record.get(self.task.metric)
-                    or (entry.record.get("metrics") or {}).get(self.task.metric),
+                    "search_metric": entry.record.get(self.task.metric.name)
+                    or (entry.record.get("metrics") or {}).get(self.task.metric.name),
                     "best_point": best[0] if best else None,
                     "valid": best[1]["valid"] if best else None,
                     "test": test["test"] if test else None,
@@ -197,15 +222,15 @@ class Retrain:
                     "arch": entry.arch,
                 }
             )
-        sign = -1.0 if self.task.higher_is_better else 1.0
+        sign = -1.0 if self.task.metric.higher_is_better else 1.0
         rows.sort(key=lambda r: (r["valid"] is None, sign * (r["valid"] or 0.0), r["search_rank"]))
         for i, row in enumerate(rows, 1):
             row["rank"] = i
         complete = all(r["points_done"] == len(self.grid) for r in rows)
         return {
             "task": self.task.name,
-            "metric": self.task.metric,
-            "higher_is_better": self.task.higher_is_better,
+            "metric": self.task.metric.name,
+            "higher_is_better": self.task.metric.higher_is_better,
             "settings": self.task.settings,
             "grid": self.grid,
             "top": len(self.entries),
@@ -214,8 +239,8 @@ class Retrain:
         }
 
 
-def _outcome(task: RetrainTask, record: dict[str, Any]) -> str:
+def _outcome(task: Retraining, record: dict[str, Any]) -> str:
     if record["status"] != "ok":
         return f"failed ({record['reason']})"
     saved = ", saved as the best so far" if record["model"] else ""
-    return f"valid {task.metric} {record['valid']:.4g} ({record['seconds']:.1f} s{saved})"
+    return f"valid {task.metric.name} {record['valid']:.4g} ({record['seconds']:.1f} s{saved})"

@@ -4,7 +4,9 @@
   retrain with other settings is refused rather than mixed in.
 * ``results.jsonl``: one line per finished grid point (``"kind": "train"``) and per test
   evaluation of a chosen model (``"kind": "test"``), appended with one fsynced write, so a
-  killed retrain continues where it stopped (a torn last line is dropped and redone).
+  killed retrain continues where it stopped (a torn last line is dropped and redone). A damaged
+  line before the last stops the retrain with a message; ``--repair-log`` moves such lines to
+  ``results.jsonl.damaged`` and their grid points are trained again.
 * ``models/<arch id>-<point>.pt``: the best model so far of each architecture, saved with
   :func:`pynas.save_model` (load it with :func:`pynas.load_model`).
 * ``summary.md`` and ``summary.json``: the final table.
@@ -12,15 +14,23 @@
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any
 
-from pynas.cli import UsageError
-from pynas.search.childlog import ChildLog
+from pynas.argtypes import UsageError
+from pynas.io import (
+    DamagedFileError,
+    DirectoryInUse,
+    DirLock,
+    JsonlFile,
+    decode,
+    encode,
+    read_json,
+    write_atomic,
+    write_json,
+)
 
 CONFIG = "config.json"
 RESULTS = "results.jsonl"
@@ -36,18 +46,12 @@ def arch_id(arch_json: str) -> str:
     return hashlib.sha1(arch_json.encode()).hexdigest()[:10]
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 class RetrainDir:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self.log = ChildLog(self.path / RESULTS)
+        self.log = JsonlFile(self.path / RESULTS)
         self.models = self.path / MODELS
-        self._lock_fd: int | None = None
+        self._dir_lock = DirLock(self.path, LOCK)
 
     def open(self, config: dict[str, Any]) -> bool:
         """Create or reopen the directory for `config`; True if it resumes earlier work."""
@@ -66,30 +70,31 @@ class RetrainDir:
         path = self.path / CONFIG
         if path.is_file():
             try:
-                old = json.loads(path.read_text())
-            except json.JSONDecodeError as exc:
-                raise UsageError(f"{path} is not valid JSON ({exc})") from None
-            if old != json.loads(json.dumps(config)):
+                old = read_json(path)
+            except DamagedFileError as exc:
+                raise UsageError(
+                    f"{exc}; it records the settings of the retrain in {self.path}: restore it, "
+                    "or pass --out DIR for a new retrain"
+                ) from None
+            if not isinstance(old, dict):
+                raise UsageError(f"{path} is damaged (not a JSON object); restore it, or pass "
+                                 "--out DIR for a new retrain")  # fmt: skip
+            if old != decode(encode(config)):
                 raise UsageError(_mismatch(path, old, config))
             return True
-        _write_atomic(path, json.dumps(config, indent=2) + "\n")
+        write_json(path, config)
         return False
 
     def _lock(self) -> None:
-        fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+            self._dir_lock.acquire()
+        except DirectoryInUse:
             raise UsageError(
                 f"another retrain is using {self.path}; wait for it to finish or stop it"
             ) from None
-        self._lock_fd = fd
 
     def close(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        self._dir_lock.release()
 
     def model_path(self, aid: str, slug: str) -> Path:
         return self.models / f"{aid}-{slug}.pt"
@@ -98,8 +103,8 @@ class RetrainDir:
         return str(path.relative_to(self.path))
 
     def write_summary(self, summary: dict[str, Any], markdown: str) -> None:
-        _write_atomic(self.path / SUMMARY_JSON, json.dumps(summary, indent=2) + "\n")
-        _write_atomic(self.path / SUMMARY_MD, markdown)
+        write_json(self.path / SUMMARY_JSON, summary)
+        write_atomic(self.path / SUMMARY_MD, markdown)
 
 
 def _mismatch(path: Path, old: dict[str, Any], new: dict[str, Any]) -> str:

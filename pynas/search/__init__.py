@@ -1,20 +1,11 @@
-"""Architecture search runs: the loop, the run directory (log, checkpoint) and the CLI.
+"""Architecture search runs: the loops, the run journal (log, checkpoint) and the CLI.
 
 ``python -m pynas.search --task ptb --data-dir DIR --run-dir RUN``; see ``--help``.
 """
 
-from pynas.search.budgets import BUDGETS, Budget, get_budget
+from pynas.search.journal import RunDirError, RunJournal
 from pynas.search.loop import Search
-from pynas.search.rundir import RunDir, RunDirError
-from pynas.search.tasks import SearchTask, make_task
+from pynas.tasks.base import Budget, SearchTask
+from pynas.tasks.registry import make_task
 
-__all__ = [
-    "BUDGETS",
-    "Budget",
-    "RunDir",
-    "RunDirError",
-    "Search",
-    "SearchTask",
-    "get_budget",
-    "make_task",
-]
+__all__ = ["Budget", "RunDirError", "RunJournal", "Search", "SearchTask", "make_task"]

@@ -6,27 +6,26 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from pynas.cli import UsageError, nonnegative_float, positive_int, run_main
-from pynas.executors import options as execution
+from pynas.argtypes import UsageError, nonnegative_float, positive_int, run_main
 from pynas.executors.child import TaskSpec
-from pynas.executors.select import make_search
-from pynas.search.budgets import BUDGETS, Budget, get_budget
+from pynas.io import finite_float
+from pynas.search import execution
+from pynas.search.backends import make_search
 from pynas.search.display import SearchDisplay
-from pynas.search.rundir import RunDir, RunDirError
-from pynas.search.tasks import TASKS, make_task
+from pynas.search.journal import RunDirError, RunJournal
+from pynas.search.settings import META_FORMAT, STRATEGIES, RunSettings
 from pynas.search.tensorboard import TensorBoardLogger, require_tensorboard
 from pynas.spaces import DecisionSpace
-from pynas.strategies import PRESETS, RandomSearch, RegularizedEvolution, Reinforce, Strategy
+from pynas.strategies import PRESETS, Reinforce
 from pynas.tasks.data import DataError
-
-STRATEGIES = ("reinforce", "random", "evolution")
-META_FORMAT = 1
+from pynas.tasks.registry import TASKS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,14 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--task",
-        choices=TASKS,
-        help="ptb: PTB language modelling (needs data); "
-        "toy: a quick smoke/demo task with a synthetic reward, no data",
+        choices=list(TASKS),
+        help="; ".join(f"{t.name}: {t.help}" for t in TASKS.values()),
     )
     p.add_argument("--data-dir", help="directory with the task's files (default: $PYNAS_DATA)")
     p.add_argument("--run-dir", help="empty or new directory for the run's log and checkpoint")
     p.add_argument("--resume", metavar="RUN", help="continue the search in run directory RUN")
-    names = sorted({n for b in BUDGETS.values() for n in b})
+    names = sorted({n for t in TASKS.values() for n in t.budgets()})
     p.add_argument(
         "--budget",
         default="default",
@@ -70,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no live progress display")
     p.add_argument(
+        "--repair-log",
+        action="store_true",
+        help="with --resume: move damaged lines of children.jsonl to children.jsonl.damaged "
+        "and continue (a child of the unfinished batch is trained again; a child the strategy "
+        "already learned from is kept as a record with status 'damaged')",
+    )
+    p.add_argument(
         "--tensorboard",
         nargs="?",
         const="",
@@ -86,10 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _new_meta(args: argparse.Namespace) -> dict[str, Any]:
     if args.task is None:
         raise UsageError("--task is required for a new search (or use --resume RUN)")
+    if args.repair_log:
+        raise UsageError("--repair-log applies to --resume RUN (a new run has no log to repair)")
     if args.run_dir is None:
         raise UsageError("--run-dir is required: the directory for the run's log and checkpoint")
+    task = TASKS[args.task]
     try:
-        budget = get_budget(args.task, args.budget)
+        budget = task.budget(args.budget)
     except ValueError as exc:
         raise UsageError(f"--budget: {exc}") from None
     changes: dict[str, Any] = {}
@@ -98,12 +106,19 @@ def _new_meta(args: argparse.Namespace) -> dict[str, Any]:
     if args.time_limit is not None:
         changes["time_limit"] = args.time_limit * 60 or None
     changes.update(execution.budget_changes(args))  # --batch-size, --grads-per-update
-    child = dict(budget.child)
+    where = execution.execution_settings(args, args.strategy)
+    child = budget.child
     if args.child_delay is not None:
-        if args.task != "toy":
-            raise UsageError("--child-delay applies to --task toy only")
-        child["delay"] = args.child_delay
-    settings = {**budget.to_dict(), **changes, "child": child}
+        if not task.takes_delay:
+            names = " and ".join(t.name for t in TASKS.values() if t.takes_delay)
+            raise UsageError(f"--child-delay applies to --task {names} only")
+        child = task.with_delay(child, args.child_delay)
+    if task.trains_on_device:  # resume and retrain keep it
+        child = task.with_device(child, execution.child_device(args, where))
+    elif args.device is not None:
+        names = " and ".join(t.name for t in TASKS.values() if t.trains_on_device)
+        raise UsageError(f"--device applies to {names} children")
+    settings = {**replace(budget, child=child).to_dict(), **changes}
     data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else None
     return {
         "format": META_FORMAT,
@@ -114,27 +129,9 @@ def _new_meta(args: argparse.Namespace) -> dict[str, Any]:
         "preset": args.preset,
         "seed": args.seed,
         "data_dir": data_dir,
-        "execution": execution.execution_settings(args, args.strategy),
+        "execution": where.to_dict(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-def make_strategy(meta: dict[str, Any], space: DecisionSpace, budget: Budget) -> Strategy:
-    name, seed = meta["strategy"], meta["seed"]
-    if name == "reinforce":
-        return Reinforce(
-            space,
-            meta["preset"],
-            batch_size=budget.batch_size,
-            grads_per_update=budget.grads_per_update,
-            seed=seed,
-            **budget.reinforce,
-        )
-    if name == "random":
-        return RandomSearch(space, seed=seed)
-    if name == "evolution":
-        return RegularizedEvolution(space, seed=seed)
-    raise UsageError(f"unknown strategy {name!r}; choose one of {list(STRATEGIES)}")
 
 
 def _resume_conflicts(args: argparse.Namespace) -> list[str]:
@@ -155,65 +152,75 @@ def main_body(args: argparse.Namespace) -> int:
         if conflicts:
             raise UsageError(
                 f"--resume takes the run's settings from its run.json; drop {', '.join(conflicts)}"
-                " (only --data-dir, --threads, --quiet, --tensorboard, --workers and --address "
-                "may be given with --resume)"
+                " (only --data-dir, --threads, --quiet, --tensorboard, --workers, --address "
+                "and --repair-log may be given with --resume)"
             )
-        run = RunDir.open(args.resume)
-        meta = run.meta()
-        if meta.get("format") != META_FORMAT:
-            raise UsageError(f"{run.meta_path}: not a run of this pynas version")
+        run = RunJournal.open(args.resume, repair_log=args.repair_log)
+        settings = run.settings()  # RunDirError if run.json is damaged
     else:
         meta = _new_meta(args)
+        settings = RunSettings.from_dict(meta)
         run = None
     if args.tensorboard is not None:
         require_tensorboard()  # before a new run directory is created
-    data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else meta["data_dir"]
-    budget = Budget(**meta["budget_settings"])
-    task = make_task(meta["task"], budget.child, meta["seed"], data_dir)  # DataError -> usage
+    data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else settings.data_dir
+    budget = settings.budget
+    try:
+        plugin = TASKS[settings.task]
+        # a device this machine cannot provide: exit 2 now, not a failed child per child
+        execution.check_child_device(settings.execution, args, plugin, budget.child)
+        task = plugin.search_task(budget.child, settings.seed, data_dir)  # DataError -> usage
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        if run is None:
+            raise
+        raise RunDirError(  # a damaged run.json, or one of another pynas version
+            f"cannot resume: {run.meta_path} holds settings this pynas cannot use ({exc}); "
+            "restore it from a backup, or resume with the pynas version that started the run"
+        ) from None
     if run is None:
         # e.g. more parameter servers than the controller has tensors: refuse before creating
-        execution.check_new_run(meta["execution"], make_strategy(meta, task.space, budget))
-        run = RunDir.create(args.run_dir, meta)
+        execution.check_new_run(settings.execution, settings.make_strategy(task.space))
+        run = RunJournal.create(args.run_dir, meta)
     run.lock()
     try:
-        return _search(args, meta, run, task, budget, data_dir)
+        return _search(args, settings, run, task, data_dir)
     finally:
         run.unlock()
 
 
 def _search(
     args: argparse.Namespace,
-    meta: dict[str, Any],
-    run: RunDir,
+    settings: RunSettings,
+    run: RunJournal,
     task: Any,
-    budget: Budget,
     data_dir: str | None = None,
 ) -> int:
     """Run (or continue) the search in the locked run directory; print and save the summary."""
     torch.set_num_threads(args.threads)
     stream = sys.stderr
+    budget = settings.budget
     display = SearchDisplay(
         budget.children, stream=stream, enabled=not args.quiet, time_limit=budget.time_limit
     )
-    strategy = make_strategy(meta, task.space, budget)
+    strategy = settings.make_strategy(task.space)
+    where = settings.execution
     if args.resume:  # the run's settings, with --workers/--address of this session
-        where = execution.resumed_execution(meta.get("execution"), args)
-    else:
-        where = meta["execution"]
-    spec = TaskSpec(meta["task"], budget.child, meta["seed"], data_dir, args.threads)
-    search, close = make_search(where, run, task, spec, meta, budget, strategy, display)
+        where = execution.resumed_execution(where, args)
+    spec = TaskSpec(settings.task, budget.child, settings.seed, data_dir, args.threads)
+    search, close = make_search(where, run, task, spec, settings, strategy, display)
     search.restore()
+    runs_on = where.describe(settings.strategy)
     action = "resuming" if args.resume else "starting"
     limit = f", time limit {budget.time_limit / 60:.1f} min" if budget.time_limit else ""
     print(
         f"{action} search: task {task.name}, strategy {strategy.name}"
         + (
-            f" (preset {meta['preset']}, lr {strategy.settings.lr:g})"
+            f" (preset {settings.preset}, lr {strategy.settings.lr:g})"
             if isinstance(strategy, Reinforce)
             else ""
         )
-        + f", budget {meta['budget']} (up to {budget.children} children, "
-        f"m={budget.batch_size}{limit}), children {execution.describe(where, meta['strategy'])}, "
+        + f", budget {settings.budget_name} (up to {budget.children} children, "
+        f"m={budget.batch_size}{limit}), children {runs_on}, "
         f"run {run.path}",
         file=stream,
         flush=True,
@@ -256,7 +263,8 @@ def print_summary(summary: dict[str, Any], space: DecisionSpace, stream: Any) ->
         )
     print("top architectures:", file=stream)
     for entry in summary["top"][:5]:
-        ppl = f"  ppl {entry['ppl']:.1f}" if isinstance(entry.get("ppl"), (int, float)) else ""
+        value = finite_float(entry.get("ppl"))
+        ppl = f"  ppl {value:.1f}" if value is not None else ""
         print(f"  #{entry['rank']} child {entry['index']}  reward {entry['reward']:.6g}{ppl}",
               file=stream)  # fmt: skip
     if summary["top"]:

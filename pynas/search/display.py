@@ -7,18 +7,27 @@ import sys
 import time
 from typing import Any, TextIO
 
-from pynas.progress import format_seconds
+from pynas.io import finite_float
+from pynas.progress_bar import format_seconds
 
 SPARK = "▁▂▃▄▅▆▇█"
 
 
 def sparkline(values: list[float], width: int = 24) -> str:
+    """One bar per value; a value that is not a finite number is a blank."""
     values = values[-width:]
-    if not values:
-        return ""
-    lo, hi = min(values), max(values)
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return " " * len(values)
+    lo, hi = min(finite), max(finite)
     span = hi - lo
-    return "".join(SPARK[int((v - lo) / span * (len(SPARK) - 1)) if span else 0] for v in values)
+    if not math.isfinite(span):  # e.g. -1e308 .. 1e308
+        lo, span = lo / 2, hi / 2 - lo / 2
+        values = [v / 2 for v in values]
+    return "".join(
+        (SPARK[int((v - lo) / span * (len(SPARK) - 1)) if span else 0] if math.isfinite(v) else " ")
+        for v in values
+    )
 
 
 class SearchDisplay:
@@ -109,7 +118,8 @@ class SearchDisplay:
         self.done += 1
         if record.get("status") != "ok":
             self.failed += 1
-        if self.best is None or record["reward"] > self.best["reward"]:
+        reward = finite_float(record.get("reward"))  # None: the placeholder of a damaged line
+        if reward is not None and (self.best is None or reward > self.best["reward"]):
             self.best = record
             return True
         return False
@@ -136,5 +146,5 @@ class SearchDisplay:
 
 
 def _ppl(record: dict[str, Any]) -> str:
-    ppl = record.get("ppl")
-    return f" (ppl {ppl:.1f})" if isinstance(ppl, (int, float)) else ""
+    ppl = finite_float(record.get("ppl"))
+    return f" (ppl {ppl:.1f})" if ppl is not None else ""

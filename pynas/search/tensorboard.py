@@ -4,17 +4,20 @@ Per child (step = child index): ``child/reward``, ``child/best_reward`` (best so
 ``child/ppl`` or ``child/accuracy``, and, for REINFORCE, ``controller/baseline``,
 ``controller/entropy`` and ``controller/log_prob``. Each session rewrites the whole history from
 ``children.jsonl`` (older events are purged), so a resumed run shows every child exactly once.
+A value that is not a finite number (a failed child's ``inf`` perplexity, a missing field, the
+placeholder of a damaged log line) is skipped, not logged: one ``inf`` or ``NaN`` point would
+blank or squash TensorBoard's whole chart; the record in ``children.jsonl`` keeps the value.
 Needs the ``tensorboard`` package (``pip install 'pynas[tensorboard]'``).
 """
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Any
 
-from pynas.cli import UsageError
+from pynas.argtypes import UsageError
+from pynas.io import finite_float
 
 INSTALL_HINT = "pip install 'pynas[tensorboard]' (or: pip install tensorboard)"
 
@@ -28,12 +31,6 @@ def require_tensorboard() -> None:
         raise UsageError(
             f"--tensorboard needs the tensorboard package ({exc}); install it with {INSTALL_HINT}"
         ) from None
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
 
 
 class TensorBoardLogger:
@@ -53,15 +50,17 @@ class TensorBoardLogger:
 
     def log(self, record: dict[str, Any], flush: bool = True) -> None:
         step = int(record["index"])
-        scalars: dict[str, float | None] = {"child/reward": _number(record.get("reward"))}
+        scalars: dict[str, float | None] = {"child/reward": finite_float(record.get("reward"))}
         reward = scalars["child/reward"]
         if reward is not None:
             self.best = reward if self.best is None else max(self.best, reward)
         scalars["child/best_reward"] = self.best
-        scalars["child/ppl"] = _number(record.get("ppl"))
-        scalars["child/accuracy"] = _number((record.get("metrics") or {}).get("accuracy"))
+        scalars["child/ppl"] = finite_float(record.get("ppl"))
+        metrics = record.get("metrics")
+        accuracy = metrics.get("accuracy") if isinstance(metrics, dict) else None
+        scalars["child/accuracy"] = finite_float(accuracy)
         for key in ("baseline", "entropy", "log_prob"):
-            scalars[f"controller/{key}"] = _number(record.get(key))
+            scalars[f"controller/{key}"] = finite_float(record.get(key))
         for tag, value in scalars.items():
             if value is not None:
                 self.writer.add_scalar(tag, value, step)

@@ -1,6 +1,14 @@
 """Search spaces: ordered named categorical decisions, and the built-in spaces on top of them."""
 
-from pynas.spaces.decision import Decision, Decisions, DecisionSpace, SpaceError
+from pynas.spaces.decision import AnchorPoint, Decision, Decisions, DecisionSpace, SpaceError, Step
 from pynas.spaces.rnn_cell import RNNCellSpace
 
-__all__ = ["Decision", "DecisionSpace", "Decisions", "RNNCellSpace", "SpaceError"]
+__all__ = [
+    "AnchorPoint",
+    "Decision",
+    "DecisionSpace",
+    "Decisions",
+    "RNNCellSpace",
+    "SpaceError",
+    "Step",
+]

@@ -4,9 +4,9 @@ Per layer i, in this order: one categorical decision per declared layer choice (
 ``fh``, ``fw``, ``filters``, ``stride``), then its anchor: one yes/no decision
 ``layer{i}.in{j}`` for every earlier layer j ("is j an input of i"). Decision names are
 ``layer{i}.{choice}``; every layer's ``fh`` decision shares the head ``fh`` and so on, and all
-input decisions share the head :data:`ANCHOR_HEAD`, which the
-:class:`pynas.controller.anchors.AnchorController` answers with its attention
-``P(j→i) = sigmoid(vᵀ tanh(W_prev h_j + W_curr h_i))``.
+input decisions share the head :data:`ANCHOR_HEAD`. Each layer's input decisions are the links
+of its :class:`~pynas.spaces.decision.AnchorPoint` (:meth:`ConvNetSpace.steps`), which the
+controller answers with its attention ``P(j→i) = sigmoid(vᵀ tanh(W_prev h_j + W_curr h_i))``.
 
 Adding a per-layer choice is one declaration: pass it in ``layer_choices`` (any optional
 :class:`pynas.arch.ConvLayer` field, e.g. ``{"pool": ("none", "max")}``). A choice with a single
@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pynas.arch.conv_net import LAYER_OPTIONS, ConvLayer, ConvNet
-from pynas.spaces.decision import Decision, Decisions, DecisionSpace, SpaceError
+from pynas.spaces.decision import AnchorPoint, Decision, Decisions, DecisionSpace, SpaceError, Step
 
 ANCHOR_HEAD = "anchor"
 INPUT_CHOICES = (0, 1)
@@ -50,6 +50,7 @@ class ConvNetSpace(DecisionSpace):
 
     kind = "conv_net"
     family = "cnn"
+    layered = True
 
     def __init__(
         self,
@@ -82,13 +83,6 @@ class ConvNetSpace(DecisionSpace):
         self._by_depth: dict[int, ConvNetSpace] = {}
         self.set_depth(depth)
 
-    @property
-    def controller_class(self) -> type:
-        """The controller for this space (used by the Reinforce strategy): anchor attention."""
-        from pynas.controller.anchors import AnchorController
-
-        return AnchorController
-
     # ----- depth ------------------------------------------------------------------------------
     def set_depth(self, depth: int) -> None:
         """Change the number of layers in place (progressive depth, SPEC §6)."""
@@ -115,6 +109,20 @@ class ConvNetSpace(DecisionSpace):
                 for j in range(i):
                     out.append(Decision(f"layer{i}.in{j}", INPUT_CHOICES, head=ANCHOR_HEAD))
         return out
+
+    def steps(self) -> tuple[Step, ...]:
+        """Per layer: its categorical decisions, then (with anchors) its anchor point, whose
+        links are the layer's input decisions ``layer{i}.in0 .. in{i-1}``."""
+        out: list[Step] = []
+        for i in range(self.depth):
+            out += [self[f"layer{i}.{name}"] for name in self.steps_per_layer()]
+            if self.anchors:
+                out.append(AnchorPoint(i, tuple(f"layer{i}.in{j}" for j in range(i))))
+        return tuple(out)
+
+    def for_length(self, length: int) -> ConvNetSpace:
+        """The space at the depth whose architectures have `length` decisions."""
+        return self.at_depth(self.depth_for_steps(length))
 
     def steps_per_layer(self) -> tuple[str, ...]:
         """Names (without the layer prefix) of one layer's categorical decisions, in order."""

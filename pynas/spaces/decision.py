@@ -59,6 +59,20 @@ class Decision:
             ) from None
 
 
+@dataclass(frozen=True)
+class AnchorPoint:
+    """A step of the controller between decisions that makes no categorical choice: layer
+    `layer`'s anchor point (SPEC §3). Its `links` are the yes/no decisions "is the anchor of
+    layer j an input of this layer", one per earlier anchor point, in order; a learner answers
+    them by attention over the earlier anchor points (the controller's anchor attention)."""
+
+    layer: int
+    links: tuple[str, ...]
+
+
+Step = Decision | AnchorPoint
+
+
 class DecisionSpace:
     """An ordered set of named categorical decisions.
 
@@ -69,6 +83,9 @@ class DecisionSpace:
 
     kind = "decisions"
     family = "generic"
+    #: True for a space whose decisions repeat per layer and whose number of layers can change
+    #: (see :meth:`for_length`): a learner keeps one set of parameters per head, named by it.
+    layered = False
 
     def __init__(self, decisions: Mapping[str, Sequence[Any]] | Iterable[Decision]) -> None:
         if isinstance(decisions, Mapping):
@@ -111,6 +128,18 @@ class DecisionSpace:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({len(self)} decisions, {self.size:.3g} architectures)"
+
+    def steps(self) -> tuple[Step, ...]:
+        """The order in which a controller makes this space's decisions: every decision, and
+        the anchor points between them (none here: every decision is categorical)."""
+        return self.decisions
+
+    def for_length(self, length: int) -> DecisionSpace:
+        """The space whose architectures have `length` decisions: this one (SpaceError if its
+        length differs); a layered space answers with its version at the matching depth."""
+        if length != len(self):
+            raise SpaceError(f"expected {len(self)} decisions, got {length}")
+        return self
 
     # ----- decision dicts ---------------------------------------------------------------------
     def validate(self, decisions: Mapping[str, Any]) -> Decisions:

@@ -71,6 +71,7 @@ class ReinforceSettings:
             raise ValueError("elite_size and elite_weight must be >= 0")
 
 
+
 # Zoph & Le 2017: plain softmax, no entropy bonus; Adam 5e-4 (RNN search) / 6e-4 (CNN search).
 # The paper does not state the baseline's decay; 0.95 is this project's choice.
 _PAPER = ReinforceSettings(lr=5e-4, baseline_decay=0.95)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bisect
 import copy
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -301,38 +301,55 @@ class Reinforce(Strategy):
 
     def apply(self, grads: Sequence[Gradient]) -> None:
         """Apply the mean of accumulated gradients with the optimizer; bump the version."""
-        params = list(self.controller.named_parameters())
-        for name, p in params:
-            if len(grads) == 1:
-                p.grad = grads[0].tensors[name]  # read only by the step, detached below
-            else:
-                p.grad = torch.stack([g.tensors[name] for g in grads]).mean(dim=0)
-        self.optimizer.step()
-        for _, p in params:  # no .grad left aliasing a Gradient's tensors
-            p.grad = None
+        params = dict(self.controller.named_parameters())
+        apply_mean_gradient(self.optimizer, params, [g.tensors for g in grads])
         self.version += 1
 
     def _update_baseline(self, rewards: Sequence[float | None]) -> None:
-        decay = self.settings.baseline_decay
-        for r in rewards:
-            r = self.settings.failure_reward if r is None else r
-            self.baseline = r if self.baseline is None else decay * self.baseline + (1 - decay) * r
+        failure = self.settings.failure_reward
+        self.baseline = moving_baseline(
+            self.baseline,
+            [failure if r is None else r for r in rewards],
+            self.settings.baseline_decay,
+        )
 
     # ----- state ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """A snapshot (deep copy): later steps do not change it."""
+        return self.state_dict_with(
+            controller=self.controller.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            baseline=self.baseline,
+            version=self.version,
+            buffer=list(self._buffer),
+            grads=[(g.version, g.tensors, g.batch_size) for g in self._grads],
+        )
+
+    def state_dict_with(
+        self,
+        *,
+        controller: Mapping[str, torch.Tensor],
+        optimizer: dict[str, Any],
+        baseline: float | None,
+        version: int,
+        buffer: Sequence[Any] = (),
+        grads: Sequence[Any] = (),
+    ) -> dict[str, Any]:
+        """This strategy's state format (:meth:`load_state_dict` reads it) holding learned
+        parts kept elsewhere, e.g. by the parameter servers of the Ray search; a deep copy."""
         return copy.deepcopy(
             {
                 "settings": asdict(self.settings),
                 "batch_size": self.batch_size,
                 "grads_per_update": self.grads_per_update,
-                "controller": self.controller.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
+                "controller": controller,
+                "optimizer": optimizer,
                 "rng": self.generator.get_state(),
-                "baseline": self.baseline,
-                "version": self.version,
-                "buffer": list(self._buffer),
-                "grads": [(g.version, g.tensors, g.batch_size) for g in self._grads],
+                "baseline": baseline,
+                "version": version,
+                "buffer": list(buffer),
+                "grads": list(grads),
+                # the memory of the search lives in this strategy wherever the learned parts are
                 "batches": [(b.indices, b.advantages, b.old_log_prob) for b in self._batches],
                 "seen": list(self._seen),
                 "told_rewards": list(self._told_rewards),
@@ -366,3 +383,28 @@ def _merged_elite(
             best[key] = reward
     ranked = sorted(best.items(), key=lambda item: -item[1])  # sorted() is stable
     return [(reward, key) for key, reward in ranked[:size]]
+
+
+def moving_baseline(baseline: float | None, rewards: Iterable[float], decay: float) -> float | None:
+    """The REINFORCE baseline after `rewards`: an exponential moving average (the first reward
+    starts it). The parameter servers keep theirs with this too."""
+    for r in rewards:
+        baseline = r if baseline is None else decay * baseline + (1 - decay) * r
+    return baseline
+
+
+def apply_mean_gradient(
+    optimizer: torch.optim.Optimizer,
+    params: Mapping[str, torch.Tensor],
+    grads: Sequence[Mapping[str, torch.Tensor]],
+) -> None:
+    """One optimizer step with the mean of `grads` (each a tensor per name of `params`).
+    The parameter servers step their slices with this too (Adam is elementwise)."""
+    for name, p in params.items():
+        if len(grads) == 1:
+            p.grad = grads[0][name]  # read only by the step, detached below
+        else:
+            p.grad = torch.stack([g[name] for g in grads]).mean(dim=0)
+    optimizer.step()
+    for p in params.values():  # no .grad left aliasing a gradient's tensors
+        p.grad = None

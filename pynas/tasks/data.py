@@ -13,6 +13,10 @@ class DataError(Exception):
     """The data a task needs is missing, empty or malformed; the message says what and where."""
 
 
+class FetchError(Exception):
+    """A download or conversion that did not produce the data; the message says what to do."""
+
+
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None, task: str) -> Path:
     """The directory holding `task`'s files.
 

@@ -9,32 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-INSTALL_HINT = "pip install 'pynas[plot]' (or: pip install matplotlib)"
-
-
-class PlotUnavailable(ImportError):
-    """matplotlib is not installed."""
-
-
-def pyplot() -> Any:
-    """matplotlib.pyplot on the non-interactive Agg backend (files only, no display)."""
-    try:
-        import matplotlib
-    except ImportError as exc:
-        raise PlotUnavailable(
-            f"plots need matplotlib ({exc}); install it with {INSTALL_HINT}"
-        ) from None
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+from pynas.viz.backend import INSTALL_HINT, PlotUnavailable, pyplot
 
 
 def __getattr__(name: str) -> Any:
     if name in ("plot_rewards", "plot_entropy"):
-        from pynas.viz import progress
+        from pynas.viz import curves
 
-        return getattr(progress, name)
+        return getattr(curves, name)
     if name == "draw_cell":
         from pynas.viz.cell import draw_cell
 
@@ -46,4 +28,12 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'pynas.viz' has no attribute {name!r}")
 
 
-__all__ = ["PlotUnavailable", "draw_cell", "draw_conv_net", "plot_entropy", "plot_rewards"]
+__all__ = [
+    "INSTALL_HINT",
+    "PlotUnavailable",
+    "draw_cell",
+    "draw_conv_net",
+    "plot_entropy",
+    "plot_rewards",
+    "pyplot",
+]

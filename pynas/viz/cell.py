@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from pynas.arch import RNNCell
-from pynas.viz import pyplot
+from pynas.viz.backend import pyplot
 
 SYMBOL = {"add": "+", "elem_mult": "×"}
 LEAF, NODE, INJECT = "#dbeafe", "#f3f4f6", "#fed7aa"

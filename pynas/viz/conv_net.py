@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from pynas.arch import ConvNet
-from pynas.viz import pyplot
+from pynas.viz.backend import pyplot
 
 LAYER, IMAGE, FINAL = "#dbeafe", "#fef3c7", "#dcfce7"
 

@@ -9,14 +9,7 @@ from torch import nn
 from pynas.arch import NAMED_CONV_NETS, ConvNet
 from pynas.children.conv_net import ConvChild, count_parameters
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small ops on shared cores run far faster on one thread; restore afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread
 
 
 def net(*layers):

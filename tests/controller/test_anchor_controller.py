@@ -1,33 +1,26 @@
-"""The CNN controller: anchor attention probabilities, log-probabilities, depth growth."""
+"""The controller on a CNN space: anchor attention, log-probabilities, depth growth."""
 
 import itertools
 
 import pytest
 import torch
 
-from pynas.controller import ControllerConfig, compute_gradient, reinforce_loss
-from pynas.controller.anchors import AnchorController
+from pynas.controller import Controller, ControllerConfig, compute_gradient, reinforce_loss
 from pynas.spaces.conv_space import PAPER_CHOICES, ConvNetSpace
 
 ONLY_ANCHORS = {"fh": (3,), "fw": (3,), "filters": (24,), "stride": (1,)}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small ops on shared cores run far faster on one thread; restore afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_shape_and_init_follow_spec():
-    c = AnchorController(ConvNetSpace(4), generator=torch.Generator().manual_seed(0))
+    c = Controller(ConvNetSpace(4), generator=torch.Generator().manual_seed(0))
     assert c.lstm.num_layers == 2 and c.lstm.hidden_size == 35
     assert list(c.heads) == ["fh", "fw", "filters", "stride"]
     assert c.w_prev.weight.shape == c.w_curr.weight.shape == (35, 35)
     assert all(p.abs().max() <= 0.08 for p in c.parameters())
-    deeper = AnchorController(ConvNetSpace(12))
+    deeper = Controller(ConvNetSpace(12))
     assert sum(p.numel() for p in c.parameters()) == sum(p.numel() for p in deeper.parameters())
 
 
@@ -36,7 +29,7 @@ def test_shape_and_init_follow_spec():
 )
 def test_recomputed_log_prob_equals_sampled(config):
     space = ConvNetSpace(5)
-    c = AnchorController(space, config, generator=torch.Generator().manual_seed(1))
+    c = Controller(space, config, generator=torch.Generator().manual_seed(1))
     sampled = c.sample(6, generator=torch.Generator().manual_seed(2))
     assert sampled.indices.shape == (6, len(space))
     again = c.score(sampled.indices)
@@ -49,7 +42,7 @@ def test_recomputed_log_prob_equals_sampled(config):
 def test_anchor_probability_is_the_attention_formula():
     space = ConvNetSpace(2, ONLY_ANCHORS)
     assert space.names == ("layer1.in0",)
-    c = AnchorController(space, generator=torch.Generator().manual_seed(3))
+    c = Controller(space, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         for p in c.parameters():
             p.mul_(10)  # make the probability clearly different from 1/2
@@ -72,7 +65,7 @@ def test_anchor_probability_is_the_attention_formula():
 def test_probabilities_of_all_architectures_sum_to_one():
     choices = {**ONLY_ANCHORS, "filters": (24, 36)}
     space = ConvNetSpace(3, choices)
-    c = AnchorController(space, generator=torch.Generator().manual_seed(4))
+    c = Controller(space, generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
         for p in c.parameters():
             p.mul_(8)
@@ -84,7 +77,7 @@ def test_probabilities_of_all_architectures_sum_to_one():
 
 def test_depth_growth_keeps_parameters_and_scores_old_rows():
     space = ConvNetSpace(2)
-    c = AnchorController(space, generator=torch.Generator().manual_seed(0))
+    c = Controller(space, generator=torch.Generator().manual_seed(0))
     old = c.sample(3, generator=torch.Generator().manual_seed(1))
     space.set_depth(4)
     assert c.num_steps == len(space) == 22
@@ -99,7 +92,7 @@ def test_depth_growth_keeps_parameters_and_scores_old_rows():
 
 def test_gradient_reaches_the_attention():
     space = ConvNetSpace(4)
-    c = AnchorController(space, generator=torch.Generator().manual_seed(0))
+    c = Controller(space, generator=torch.Generator().manual_seed(0))
     idx = c.sample(4, generator=torch.Generator().manual_seed(1)).indices
     grads = compute_gradient(
         c, dict(c.named_parameters()), idx, torch.tensor([0.1, 0.9, 0.3, 0.5]), 0.4
@@ -111,7 +104,7 @@ def test_gradient_reaches_the_attention():
 def test_reinforce_learns_to_connect_a_skip():
     torch.manual_seed(0)
     space = ConvNetSpace(3, {**PAPER_CHOICES})
-    c = AnchorController(space, generator=torch.Generator().manual_seed(0))
+    c = Controller(space, generator=torch.Generator().manual_seed(0))
     opt = torch.optim.Adam(c.parameters(), lr=0.02)
     gen = torch.Generator().manual_seed(1)
     col = space.names.index("layer2.in0")
@@ -130,9 +123,3 @@ def test_reinforce_learns_to_connect_a_skip():
     after = skip_rate().float().mean()
     assert 0.3 < before < 0.7 and after > 0.85
 
-
-def test_only_conv_spaces():
-    from pynas.spaces import RNNCellSpace
-
-    with pytest.raises(TypeError, match="ConvNetSpace"):
-        AnchorController(RNNCellSpace(4))

@@ -14,15 +14,6 @@ from pynas.search.cli import main
 ARGS = ["--task", "toy", "--seed", "4", "--quiet", "--batch-size", "4"]
 
 
-def run_main(argv, capsys):
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def records(run):
     return [json.loads(line) for line in (run / "children.jsonl").read_text().splitlines()]
 
@@ -33,15 +24,15 @@ def comparable(recs):
                   key=lambda r: r["index"])  # fmt: skip
 
 
-def test_workers_fault_tolerant_and_equal_to_in_process(tmp_path, capsys, killer):
+def test_workers_fault_tolerant_and_equal_to_in_process(tmp_path, run_cli, killer):
     ref = tmp_path / "ref"
-    assert run_main([*ARGS, "--children", "12", "--run-dir", str(ref)], capsys)[0] == 0
+    assert run_cli(main, [*ARGS, "--children", "12", "--run-dir", str(ref)])[0] == 0
     # child 5's worker is killed once (re-run, ok); child 9's on every attempt (failed after 2)
     kill = killer({"pynas-c5": 1, "pynas-c9": 99})
     run = tmp_path / "run"
     argv = [*ARGS, "--children", "12", "--run-dir", str(run), "--workers", "2",
             "--child-delay", "0.4", "--child-retries", "1"]  # fmt: skip
-    code, out, err = run_main(argv, capsys)
+    code, out, err = run_cli(main, argv)
     killed = kill.stop()
     assert code == 0, err
     assert len(killed["pynas-c5"]) == 1 and len(killed["pynas-c9"]) == 2
@@ -76,36 +67,36 @@ def test_workers_fault_tolerant_and_equal_to_in_process(tmp_path, capsys, killer
         (["--batch-size", "0"], "--batch-size: must be >= 1"),
     ],
 )
-def test_bad_execution_options_exit_2(tmp_path, capsys, argv, message):
+def test_bad_execution_options_exit_2(tmp_path, run_cli, argv, message):
     run = tmp_path / "run"
-    code, _, err = run_main(["--task", "toy", "--run-dir", str(run), *argv], capsys)
+    code, _, err = run_cli(main, ["--task", "toy", "--run-dir", str(run), *argv])
     assert code == 2 and message in err
     assert not run.exists()  # refused before the run directory was made
 
 
-def test_resume_may_change_workers_but_not_the_executor(tmp_path, capsys):
+def test_resume_may_change_workers_but_not_the_executor(tmp_path, run_cli):
     run = tmp_path / "run"
-    assert run_main([*ARGS, "--children", "4", "--run-dir", str(run)], capsys)[0] == 0
-    code, _, err = run_main(["--resume", str(run), "--executor", "ray"], capsys)
+    assert run_cli(main, [*ARGS, "--children", "4", "--run-dir", str(run)])[0] == 0
+    code, _, err = run_cli(main, ["--resume", str(run), "--executor", "ray"])
     assert code == 2 and "uses --executor local" in err
-    code, _, err = run_main(["--resume", str(run), "--servers", "3"], capsys)
+    code, _, err = run_cli(main, ["--resume", str(run), "--servers", "3"])
     assert code == 2 and "drop --servers" in err
-    code, _, err = run_main(["--resume", str(run), "--workers", "1", "--quiet"], capsys)
+    code, _, err = run_cli(main, ["--resume", str(run), "--workers", "1", "--quiet"])
     assert code == 0, err
 
 
-def test_executor_ray_without_ray_installed_exits_2(tmp_path, capsys, monkeypatch):
+def test_executor_ray_without_ray_installed_exits_2(tmp_path, run_cli, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
     run = tmp_path / "run"
-    code, _, err = run_main(["--task", "toy", "--run-dir", str(run), "--executor", "ray"], capsys)
+    code, _, err = run_cli(main, ["--task", "toy", "--run-dir", str(run), "--executor", "ray"])
     assert code == 2 and "needs Ray, which is not installed" in err and "pynas[ray]" in err
     assert not run.exists()
 
 
-def test_search_with_workers_killed_with_sigkill_resumes_to_the_same_log(tmp_path, capsys):
+def test_search_with_workers_killed_with_sigkill_resumes_to_the_same_log(tmp_path, run_cli):
     """The driver dies (its workers die with it); --resume logs what an uninterrupted run does."""
     ref = tmp_path / "ref"
-    assert run_main([*ARGS, "--children", "16", "--run-dir", str(ref)], capsys)[0] == 0
+    assert run_cli(main, [*ARGS, "--children", "16", "--run-dir", str(ref)])[0] == 0
     run = tmp_path / "run"
     argv = [*ARGS, "--children", "16", "--run-dir", str(run), "--workers", "2",
             "--child-delay", "0.2"]  # fmt: skip
@@ -122,7 +113,7 @@ def test_search_with_workers_killed_with_sigkill_resumes_to_the_same_log(tmp_pat
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     assert 6 <= log.read_bytes().count(b"\n") < 16
-    code, _, err = run_main(["--resume", str(run), "--workers", "2", "--quiet"], capsys)
+    code, _, err = run_cli(main, ["--resume", str(run), "--workers", "2", "--quiet"])
     assert code == 0, err
     got = records(run)
     assert sorted(r["index"] for r in got) == list(range(16))

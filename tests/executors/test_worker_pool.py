@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pynas.executors.pool import WorkerError, WorkerPool, death_reason
+from pynas.executors.base import WorkerError, death_reason
+from pynas.executors.pool import WorkerPool
 
 
 def square(x):
@@ -173,3 +174,37 @@ def _state(pid):
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "gone"
+
+
+def test_death_reason_of_an_exception_names_its_type_and_first_line():
+    reason = death_reason(RuntimeError("boom\nmore"), "Ray worker")
+    assert reason == "Ray worker died (RuntimeError: boom)"
+    assert death_reason(RuntimeError(""), "replica 1") == "replica 1 died (RuntimeError)"
+
+
+def test_retries_rule_hooks_and_error():
+    from pynas.executors.base import Retries
+
+    def bare(item):
+        return item
+
+    rule = Retries(bare, 1)
+    assert rule.again(1) and not rule.again(2)
+    assert rule.result("r", 2) == "r"  # no hook: the result as it is
+    with pytest.raises(WorkerError, match=r"item 7: gone \(on each of 2 attempts\)"):
+        rule.died_every_time("x", "gone", 2, label=7)
+
+    class Hooked:
+        def __call__(self, item):
+            return item
+
+        def retried(self, result, attempts):
+            return (result, attempts)
+
+        def failed(self, item, reason, attempts):
+            return ("failed", item, reason, attempts)
+
+    rule = Retries(Hooked(), 0)
+    assert rule.result("r", 1) == "r" and rule.result("r", 3) == ("r", 3)
+    outcome = rule.died_every_time("x", "gone", 1)
+    assert outcome == ("failed", "x", "gone (on each of 1 attempts)", 1)

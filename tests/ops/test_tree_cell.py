@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from pynas.arch import ACTIVATIONS, COMBINES, NAMED_CELLS, RNNCell
-from pynas.children.reference_cell import reference_cell_sequence
 from pynas.children.tree_rnn import TreeCellLayer
 from pynas.ops import (
     cell_program,
@@ -18,6 +17,7 @@ from pynas.ops import (
     tree_cell_sequence,
     tree_cell_sequence_reference,
 )
+from pynas.ops.reference_cell import reference_cell_sequence
 
 NAS = NAMED_CELLS["nas_cell"]
 
@@ -276,9 +276,9 @@ def test_opcheck_backward_ops(donate):
     args = (torch.randn_like(hs), torch.randn_like(h0), torch.randn_like(c0), xproj, h0, c0)
     args += (weight_hh, programs, rows, hs, hp_all.clone(), cs, 2)
     op = (
-        torch.ops.pynas.tree_cell_seq_backward_donate
+        torch.ops.pynas._tree_cell_seq_backward_donate
         if donate
-        else (torch.ops.pynas.tree_cell_seq_backward)
+        else torch.ops.pynas._tree_cell_seq_backward
     )
     torch.library.opcheck(op.default, args)
 
@@ -303,7 +303,7 @@ def test_retained_graph_backward_twice_gives_the_same_gradients():
 def _backward_peak_bytes(monkeypatch, donate: bool) -> int:
     from torch.profiler import ProfilerActivity, profile
 
-    monkeypatch.setattr(tree_cell, "DONATE_SAVED", donate)
+    monkeypatch.setattr(tree_cell, "_DONATE_SAVED", donate)
     leaves = [t.requires_grad_() for t in make_inputs(8, steps=6, batch=4, hidden=16)]
     hs, _, _ = tree_cell_sequence(NAS, *leaves)
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
@@ -329,6 +329,45 @@ def test_backward_reuses_the_saved_projections(monkeypatch):
     saved = _backward_peak_bytes(monkeypatch, donate=False)
     donated = _backward_peak_bytes(monkeypatch, donate=True)
     assert saved - donated >= buffer
+
+
+def _donating_backward_calls(monkeypatch) -> list[int]:
+    """Runs one forward + backward (no retain_graph); returns one entry per call of the donating
+    backward op, which the autograd formula picks only when it may overwrite the saved state."""
+    calls: list[int] = []
+    donate = torch.ops.pynas._tree_cell_seq_backward_donate
+
+    def spy(*args):
+        calls.append(1)
+        return donate(*args)
+
+    monkeypatch.setattr(torch.ops.pynas, "_tree_cell_seq_backward_donate", spy)
+    leaves = [t.requires_grad_() for t in make_inputs(8, steps=3, batch=2, hidden=4)]
+    grads = torch.autograd.grad(tree_cell_sequence(NAS, *leaves)[0].sum(), leaves)
+    want = torch.autograd.grad(reference_cell_sequence(NAS, *leaves)[0].sum(), leaves)
+    for g, w in zip(grads, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-10)
+    return calls
+
+
+def test_donation_asks_torch_whether_the_graph_is_kept(monkeypatch):
+    assert _donating_backward_calls(monkeypatch) == [1]
+
+
+@pytest.mark.parametrize("query", ["missing", "raises"])
+def test_without_torchs_private_keep_graph_query_nothing_is_donated(query, monkeypatch):
+    """torch._C._autograd._get_current_graph_task_keep_graph is private: if a torch version
+    lacks it (or it fails), the backward must assume the graph is kept and donate nothing."""
+    if query == "missing":
+        monkeypatch.delattr(torch._C._autograd, "_get_current_graph_task_keep_graph")
+    else:
+
+        def failing() -> bool:
+            raise RuntimeError("no graph task")
+
+        monkeypatch.setattr(torch._C._autograd, "_get_current_graph_task_keep_graph", failing)
+    assert tree_cell._graph_is_kept()
+    assert _donating_backward_calls(monkeypatch) == []
 
 
 # ----- bad input: an error naming the problem, never a crash -------------------------------------
@@ -396,12 +435,12 @@ def test_backward_without_saved_state_is_reported():
     out = torch.ops.pynas.tree_cell_seq(xproj, h0, c0, weight_hh, programs, rows, False)
     g = torch.zeros_like(h0)
     with pytest.raises(RuntimeError, match="weight_grad_chunk = -1"):
-        torch.ops.pynas.tree_cell_seq_backward(
+        torch.ops.pynas._tree_cell_seq_backward(
             torch.zeros_like(h0.expand(2, 3, 4)), g, g, xproj, h0, c0, weight_hh, programs, rows,
             h0.expand(2, 3, 4), torch.zeros(2, 3, 32, dtype=h0.dtype), h0.expand(2, 3, 4), -1,
         )  # fmt: skip
     with pytest.raises(RuntimeError, match="save_for_backward=False"):
-        torch.ops.pynas.tree_cell_seq_backward(
+        torch.ops.pynas._tree_cell_seq_backward(
             torch.zeros_like(out[0]), g, g, xproj, h0, c0, weight_hh, programs, rows, *out[0:1],
             out[3], out[4],
         )  # fmt: skip

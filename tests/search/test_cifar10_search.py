@@ -7,17 +7,13 @@ import sys
 import pytest
 import torch
 
-from pynas.controller.anchors import AnchorController
-from pynas.search import Budget, RunDir, Search
-from pynas.search.tasks import make_task
+from pynas.controller import Controller
+from pynas.search import Budget, RunJournal, Search
 from pynas.strategies import RandomSearch, Reinforce
-from pynas.tasks.cifar10_search import (
-    BUDGETS,
-    default_budget,
-    depth_at,
-    paper_budget,
-    split_settings,
-)
+from pynas.tasks.cifar10 import TASK as CIFAR10
+from pynas.tasks.cifar10 import CIFAR10Child, depth_at
+from pynas.tasks.cifar10.task import default_budget, paper_budget
+from pynas.tasks.registry import make_task
 
 TINY_CHILD = {
     "start_depth": 1, "depth_every": 4, "depth_step": 2, "epochs": 1, "batch_size": 32,
@@ -25,13 +21,7 @@ TINY_CHILD = {
 }  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small convs on shared cores run far faster on one thread; restore afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +35,7 @@ def read_log(run_dir):
 
 def search(run_dir, task, children, strategy=None):
     budget = Budget(children=children, batch_size=4, grads_per_update=1, child=TINY_CHILD)
-    run = RunDir(run_dir) if (run_dir / "run.json").exists() else RunDir.create(run_dir, {})
+    run = RunJournal(run_dir) if (run_dir / "run.json").exists() else RunJournal.create(run_dir, {})
     strategy = strategy or Reinforce(task.space, "paper", batch_size=4, seed=0)
     s = Search(run, task, strategy, budget)
     s.restore()
@@ -62,7 +52,7 @@ def test_depth_schedule():
 
 def test_search_grows_depth_and_uses_the_anchor_controller(task, tmp_path):
     strategy = Reinforce(task.space, "paper", batch_size=4, seed=0)
-    assert isinstance(strategy.controller, AnchorController)
+    assert isinstance(strategy.controller, Controller) and strategy.controller.anchors
     assert strategy.settings.lr == pytest.approx(6e-4)  # paper preset, CNN family
     before = {k: v.clone() for k, v in strategy.controller.state_dict().items()}
     _, summary = search(tmp_path / "run", task, 8, strategy)
@@ -117,8 +107,8 @@ def test_resume_inside_a_deeper_batch(task, tmp_path):
     assert [r["arch"] for r in parts] == [r["arch"] for r in whole]
     assert [r["reward"] for r in parts] == [r["reward"] for r in whole]
     # the controller learned from the depth-3 batch exactly as in the uninterrupted run
-    a = RunDir(tmp_path / "whole").load_checkpoint()["strategy"]["controller"]
-    b = RunDir(tmp_path / "parts").load_checkpoint()["strategy"]["controller"]
+    a = RunJournal(tmp_path / "whole").load_checkpoint()["strategy"]["controller"]
+    b = RunJournal(tmp_path / "parts").load_checkpoint()["strategy"]["controller"]
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -141,20 +131,20 @@ def test_extra_per_layer_choice_is_one_setting(cifar10_dir, tmp_path):
 
 
 def test_budgets():
-    assert set(BUDGETS) == {"default", "paper"}
+    assert set(CIFAR10.budgets()) == {"default", "paper"}
     paper = paper_budget()
-    search_settings, config = split_settings(paper.child)
-    assert (search_settings["start_depth"], search_settings["depth_every"]) == (6, 1600)
-    assert search_settings["depth_step"] == 2 and config.epochs == 50
+    search_settings, config = paper.child, paper.child.train
+    assert (search_settings.start_depth, search_settings.depth_every) == (6, 1600)
+    assert search_settings.depth_step == 2 and config.epochs == 50
     assert paper.children == 12_800 and paper.batch_size == 8
     default = default_budget()
-    search_settings, config = split_settings(default.child)
+    search_settings, config = default.child, default.child.train
     assert default.time_limit is not None and default.time_limit <= 15 * 60
     assert config.reward_exponent == 3.0 and config.reward_epochs == 5
     with pytest.raises(ValueError, match="depth_every must be an integer >= 1"):
-        split_settings({"depth_every": 0})
+        CIFAR10Child.from_dict({"depth_every": 0})
     with pytest.raises(TypeError):
-        split_settings({"no_such_setting": 1})
+        CIFAR10Child.from_dict({"no_such_setting": 1})
 
 
 def test_budget_lr_overrides_the_cnn_family_lr(task):

@@ -3,7 +3,7 @@
 import json
 
 from pynas.arch import RNNCell
-from pynas.search import Budget, RunDir, Search, make_task
+from pynas.search import Budget, RunJournal, Search, make_task
 from pynas.strategies import Reinforce
 
 TINY = {
@@ -16,7 +16,7 @@ def test_ptb_children_are_logged_with_their_metrics(tmp_path, ptb_dir):
     task = make_task("ptb", TINY, seed=0, data_dir=str(ptb_dir))
     budget = Budget(children=4, batch_size=2, grads_per_update=1)
     strategy = Reinforce(task.space, batch_size=2, seed=0)
-    run = RunDir.create(tmp_path / "run", {})
+    run = RunJournal.create(tmp_path / "run", {})
     search = Search(run, task, strategy, budget)
     summary = search.run_all()
     lines = (tmp_path / "run" / "children.jsonl").read_text().splitlines()
@@ -33,3 +33,8 @@ def test_ptb_children_are_logged_with_their_metrics(tmp_path, ptb_dir):
             assert r["reward"] == 0.0 and r["reason"]
     # two updates of `epochs` optimizer steps each
     assert summary["children_done"] == 4 and strategy.version == 2 * strategy.settings.epochs
+    # a search whose children all fail is broken, not a result: at least one child must train
+    ok = [r for r in records if r["status"] == "ok"]
+    assert ok, [r["reason"] for r in records]
+    best = summary["top"][0]
+    assert best["index"] in {r["index"] for r in ok} and 1 < best["ppl"] < 10_000

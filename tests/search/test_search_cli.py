@@ -9,19 +9,10 @@ import pytest
 from pynas.search.cli import main
 
 
-def run_main(argv, capsys):
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def test_toy_search_end_to_end(tmp_path, capsys):
+def test_toy_search_end_to_end(tmp_path, run_cli):
     run = tmp_path / "run"
-    code, out, err = run_main(
-        ["--task", "toy", "--run-dir", str(run), "--children", "24", "--quiet"], capsys
+    code, out, err = run_cli(
+        main, ["--task", "toy", "--run-dir", str(run), "--children", "24", "--quiet"]
     )
     assert code == 0
     records = [json.loads(x) for x in (run / "children.jsonl").read_text().splitlines()]
@@ -35,17 +26,17 @@ def test_toy_search_end_to_end(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("strategy", ["random", "evolution"])
-def test_other_strategies_from_the_cli(tmp_path, capsys, strategy):
+def test_other_strategies_from_the_cli(tmp_path, run_cli, strategy):
     run = tmp_path / "run"
     argv = ["--task", "toy", "--run-dir", str(run), "--children", "16", "--strategy", strategy]
-    code, _, err = run_main(argv + ["--quiet"], capsys)
+    code, _, err = run_cli(main, argv + ["--quiet"])
     assert code == 0
     assert len((run / "children.jsonl").read_text().splitlines()) == 16
 
 
-def test_progress_display_when_not_a_tty(tmp_path, capsys):
-    code, _, err = run_main(
-        ["--task", "toy", "--run-dir", str(tmp_path / "r"), "--children", "16"], capsys
+def test_progress_display_when_not_a_tty(tmp_path, run_cli):
+    code, _, err = run_cli(
+        main, ["--task", "toy", "--run-dir", str(tmp_path / "r"), "--children", "16"]
     )
     assert code == 0
     assert "children 16/16" in err and "batch mean reward" in err
@@ -65,52 +56,53 @@ def test_progress_display_when_not_a_tty(tmp_path, capsys):
         (["--resume", "R", "--task", "toy"], "drop --task"),
     ],
 )
-def test_bad_arguments_exit_2(tmp_path, capsys, monkeypatch, argv, message):
+def test_bad_arguments_exit_2(tmp_path, run_cli, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)
-    code, _, err = run_main(argv, capsys)
+    code, _, err = run_cli(main, argv)
     assert code == 2
     assert message in err
     assert "Traceback" not in err
     assert not (tmp_path / "R").exists()
 
 
-def test_missing_data_dir_names_the_files(tmp_path, capsys, monkeypatch):
+def test_missing_data_dir_names_the_files(tmp_path, run_cli, monkeypatch):
     monkeypatch.delenv("PYNAS_DATA", raising=False)
     missing = tmp_path / "nodata"
-    code, _, err = run_main(
-        ["--task", "ptb", "--data-dir", str(missing), "--run-dir", str(tmp_path / "R")], capsys
+    code, _, err = run_cli(
+        main, ["--task", "ptb", "--data-dir", str(missing), "--run-dir", str(tmp_path / "R")]
     )
     assert code == 2 and str(missing) in err and "train.txt" in err
-    code, _, err = run_main(["--task", "ptb", "--run-dir", str(tmp_path / "R")], capsys)
+    # (ptb without either uses the copy shipped in pynas; cifar10 has none)
+    code, _, err = run_cli(main, ["--task", "cifar10", "--run-dir", str(tmp_path / "R")])
     assert code == 2 and "PYNAS_DATA" in err
     assert not (tmp_path / "R").exists()
 
 
-def test_non_empty_run_dir_is_refused_without_resume(tmp_path, capsys):
+def test_non_empty_run_dir_is_refused_without_resume(tmp_path, run_cli):
     run = tmp_path / "run"
     run.mkdir()
     (run / "notes.txt").write_text("mine")
-    code, _, err = run_main(["--task", "toy", "--run-dir", str(run)], capsys)
+    code, _, err = run_cli(main, ["--task", "toy", "--run-dir", str(run)])
     assert code == 2 and "is not empty" in err and f"--resume {run}" in err
     assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]
 
 
-def test_resume_of_a_directory_without_a_run(tmp_path, capsys):
-    code, _, err = run_main(["--resume", str(tmp_path / "nowhere")], capsys)
+def test_resume_of_a_directory_without_a_run(tmp_path, run_cli):
+    code, _, err = run_cli(main, ["--resume", str(tmp_path / "nowhere")])
     assert code == 2 and "does not exist" in err
     (tmp_path / "empty").mkdir()
-    code, _, err = run_main(["--resume", str(tmp_path / "empty")], capsys)
+    code, _, err = run_cli(main, ["--resume", str(tmp_path / "empty")])
     assert code == 2 and "holds no search run" in err
 
 
-def test_resume_of_a_finished_run_trains_nothing_more(tmp_path, capsys):
+def test_resume_of_a_finished_run_trains_nothing_more(tmp_path, run_cli):
     run = tmp_path / "run"
     assert (
-        run_main(["--task", "toy", "--run-dir", str(run), "--children", "16", "--quiet"], capsys)[0]
+        run_cli(main, ["--task", "toy", "--run-dir", str(run), "--children", "16", "--quiet"])[0]
         == 0
     )
     before = (run / "children.jsonl").read_bytes()
-    code, out, _ = run_main(["--resume", str(run), "--quiet"], capsys)
+    code, out, _ = run_cli(main, ["--resume", str(run), "--quiet"])
     assert code == 0 and "16 children" in out
     assert (run / "children.jsonl").read_bytes() == before
 
@@ -125,17 +117,17 @@ def test_module_entry_point_exit_code(tmp_path):
     assert "invalid choice: 'nope'" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_a_run_in_use_by_another_process_is_refused(tmp_path, capsys):
+def test_a_run_in_use_by_another_process_is_refused(tmp_path, capsys, run_cli):
     run = tmp_path / "run"
     assert main(["--task", "toy", "--run-dir", str(run), "--children", "8", "--quiet"]) == 0
     capsys.readouterr()
-    from pynas.search import RunDir
+    from pynas.search import RunJournal
 
-    holder = RunDir.open(run)
+    holder = RunJournal.open(run)
     holder.lock()  # as if another search were running on it
     try:
-        code, _, err = run_main(["--resume", str(run), "--quiet"], capsys)
+        code, _, err = run_cli(main, ["--resume", str(run), "--quiet"])
         assert code == 2 and "another search process is using" in err
     finally:
         holder.unlock()
-    assert run_main(["--resume", str(run), "--quiet"], capsys)[0] == 0
+    assert run_cli(main, ["--resume", str(run), "--quiet"])[0] == 0

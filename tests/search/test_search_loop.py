@@ -6,11 +6,11 @@ from collections import Counter
 import pytest
 import torch
 
-from pynas.search import Budget, RunDir, RunDirError, Search
+from pynas.search import Budget, RunDirError, RunJournal, Search
 from pynas.search.display import SearchDisplay
-from pynas.search.tasks import TOY_SPACE, SearchTask, toy_reward
 from pynas.strategies import RandomSearch, Reinforce
-from pynas.tasks.result import ChildResult
+from pynas.tasks.base import ChildResult, SearchTask
+from pynas.tasks.toy import TOY_SPACE, toy_reward
 
 
 class Killed(BaseException):
@@ -40,7 +40,7 @@ BUDGET = Budget(children=20, batch_size=4, grads_per_update=1)
 
 
 def new_search(path, counting, budget=BUDGET, meta=True):
-    run = RunDir.create(path, {"test": True}) if meta else RunDir.open(path)
+    run = RunJournal.create(path, {"test": True}) if meta else RunJournal.open(path)
     strategy = Reinforce(TOY_SPACE, lr=0.05, batch_size=budget.batch_size, seed=11)
     search = Search(run, counting.task(), strategy, budget)
     search.restore()
@@ -138,7 +138,7 @@ def test_torn_last_line_is_trained_again(tmp_path, reference):
     display = SearchDisplay(20, enabled=False)
     display.message = messages.append  # type: ignore[method-assign]
     second = CountingTask()
-    run = RunDir.open(tmp_path / "run")
+    run = RunJournal.open(tmp_path / "run")
     search = Search(
         run, second.task(), Reinforce(TOY_SPACE, lr=0.05, batch_size=4), BUDGET, display=display
     )
@@ -155,7 +155,7 @@ def test_a_crashing_child_is_recorded_and_the_search_goes_on(tmp_path):
             raise RuntimeError("worker exploded")
         return ChildResult("ok", 0.5, {"seconds": 0.0})
 
-    run = RunDir.create(tmp_path / "run", {})
+    run = RunJournal.create(tmp_path / "run", {})
     budget = Budget(children=8, batch_size=4, grads_per_update=1)
     Search(
         run, SearchTask("toy", TOY_SPACE, evaluate), RandomSearch(TOY_SPACE, seed=0), budget
@@ -170,7 +170,7 @@ def test_time_limit_stops_before_a_batch_that_does_not_fit(tmp_path):
     def evaluate(arch, index):
         return ChildResult("ok", 0.5, {"seconds": 100.0})  # each child "takes" 100 s
 
-    run = RunDir.create(tmp_path / "run", {})
+    run = RunJournal.create(tmp_path / "run", {})
     budget = Budget(children=40, batch_size=4, grads_per_update=1, time_limit=1.0)
     summary = Search(
         run, SearchTask("toy", TOY_SPACE, evaluate), RandomSearch(TOY_SPACE, seed=0), budget

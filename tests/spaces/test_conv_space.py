@@ -15,14 +15,7 @@ from pynas.spaces.conv_space import (
 )
 from pynas.spaces.decision import SpaceError
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small ops on shared cores run far faster on one thread; restore afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_decision_order_follows_spec():

@@ -11,7 +11,7 @@ from matplotlib.image import imread  # noqa: E402
 from pynas.arch import NAMED_CELLS, NAMED_CONV_NETS, ConvNet  # noqa: E402
 from pynas.viz.cell import C_COLOR, INJECT, draw_cell  # noqa: E402
 from pynas.viz.conv_net import draw_conv_net  # noqa: E402
-from pynas.viz.progress import plot_entropy, plot_rewards  # noqa: E402
+from pynas.viz.curves import plot_entropy, plot_rewards  # noqa: E402
 
 
 def pixels_like(path, hex_color, tol=0.03):

@@ -50,7 +50,8 @@ inline void inject_forward(T* PYNAS_RESTRICT value, const T* PYNAS_RESTRICT c_pr
   }
 }
 
-// Backward of one node: d_pre = g * act'(y) (+ dc if this node is c_out), then into both operands.
+// Backward of one node: d_pre = act'(y) applied to g (+ dc if this node is c_out), then into both
+// operands.
 // For a leaf, dl may be the very memory r points to (the backward may write d xp over hp): each
 // element is read before the same element is written, so no restrict on l, r, dl.
 template <typename T, int C, int A>
@@ -60,14 +61,14 @@ inline void node_backward(const T* PYNAS_RESTRICT g, const T* PYNAS_RESTRICT y,
   if (dc) {
     PYNAS_IVDEP
     for (int64_t j = 0; j < n; ++j) {
-      const T d = g[j] * activate_grad<A>(y[j]) + dc[j];
+      const T d = activate_backward<A>(g[j], y[j]) + dc[j];
       dl[j] = d * combine_partial<C>(r[j]);
       dr[j] = d * combine_partial<C>(l[j]);
     }
   } else {
     PYNAS_IVDEP
     for (int64_t j = 0; j < n; ++j) {
-      const T d = g[j] * activate_grad<A>(y[j]);
+      const T d = activate_backward<A>(g[j], y[j]);
       dl[j] = d * combine_partial<C>(r[j]);
       dr[j] = d * combine_partial<C>(l[j]);
     }
@@ -82,7 +83,7 @@ inline void inject_backward(T* PYNAS_RESTRICT g, const T* PYNAS_RESTRICT after,
                             T* PYNAS_RESTRICT dc_prev, int64_t n) {
   PYNAS_IVDEP
   for (int64_t j = 0; j < n; ++j) {
-    const T dq = g[j] * activate_grad<A>(after[j]);
+    const T dq = activate_backward<A>(g[j], after[j]);
     dc_prev[j] += dq * combine_partial<C>(before[j]);
     g[j] = dq * combine_partial<C>(c_prev[j]);
   }

@@ -94,8 +94,8 @@ using CpuOps = cell_driver::TreeCellOps<CpuRunner>;
 
 TORCH_LIBRARY_IMPL(pynas, CPU, m) {
   m.impl("tree_cell_seq", &CpuOps::forward);
-  m.impl("tree_cell_seq_backward", &CpuOps::backward);
-  m.impl("tree_cell_seq_backward_donate", &CpuOps::backward_donate);
+  m.impl("_tree_cell_seq_backward", &CpuOps::backward);
+  m.impl("_tree_cell_seq_backward_donate", &CpuOps::backward_donate);
 }
 
 TORCH_LIBRARY_IMPL(pynas, CompositeExplicitAutograd, m) {

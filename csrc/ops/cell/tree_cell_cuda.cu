@@ -101,13 +101,13 @@ __global__ void backward_kernel(cm::BackwardStep<T> s) {
     T g = grads[k];
     T y = acts[k];
     if (k == node_inj) {
-      const T dq = g * cm::activate_grad_rt(cm::op_act(inj_op), y);
+      const T dq = cm::activate_backward_rt(cm::op_act(inj_op), g, y);
       const bool mul = cm::op_combine(inj_op) == cm::kMul;
       dc_prev += mul ? dq * before : dq;
       g = mul ? dq * c_prev : dq;
       y = before;
     }
-    T d = g * cm::activate_grad_rt(cm::op_act(op), y);
+    T d = cm::activate_backward_rt(cm::op_act(op), g, y);
     if (k == node_c) d += dc;
     const bool mul = cm::op_combine(op) == cm::kMul;
     if (k < base) {
@@ -150,11 +150,19 @@ struct CudaRunner {
 
 using CudaOps = cell_driver::TreeCellOps<CudaRunner>;
 
+// The device to run on. The dispatcher picks this kernel when any input is a CUDA tensor; xproj
+// must be one before a CUDA guard can be set (the driver then checks all the others against it).
+c10::Device cuda_device(const at::Tensor& xproj, const char* op) {
+  TORCH_CHECK(xproj.is_cuda(), op, ": xproj is on ", xproj.device(),
+              " but other inputs are on CUDA; move all inputs to one CUDA device");
+  return xproj.device();
+}
+
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward_cuda(
     const at::Tensor& xproj, const at::Tensor& h0, const at::Tensor& c0,
     const at::Tensor& weight_hh, const at::Tensor& programs, const at::Tensor& row_program,
     bool save_for_backward, bool donate_saved) {
-  const c10::cuda::CUDAGuard guard(xproj.device());
+  const c10::cuda::CUDAGuard guard(cuda_device(xproj, "pynas::tree_cell_seq"));
   return CudaOps::forward(xproj, h0, c0, weight_hh, programs, row_program, save_for_backward,
                           donate_saved);
 }
@@ -165,7 +173,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_cuda(
     const at::Tensor& weight_hh, const at::Tensor& programs, const at::Tensor& row_program,
     const at::Tensor& hs, const at::Tensor& hp_all, const at::Tensor& cs,
     int64_t weight_grad_chunk) {
-  const c10::cuda::CUDAGuard guard(xproj.device());
+  const c10::cuda::CUDAGuard guard(cuda_device(xproj, "pynas::_tree_cell_seq_backward"));
   return CudaOps::backward(grad_hs, grad_h_last, grad_c_last, xproj, h0, c0, weight_hh, programs,
                            row_program, hs, hp_all, cs, weight_grad_chunk);
 }
@@ -175,7 +183,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward_donate_cuda(
     const at::Tensor& xproj, const at::Tensor& h0, const at::Tensor& c0,
     const at::Tensor& weight_hh, const at::Tensor& programs, const at::Tensor& row_program,
     const at::Tensor& hs, at::Tensor& hp_all, const at::Tensor& cs, int64_t weight_grad_chunk) {
-  const c10::cuda::CUDAGuard guard(xproj.device());
+  const c10::cuda::CUDAGuard guard(cuda_device(xproj, "pynas::_tree_cell_seq_backward_donate"));
   return CudaOps::backward_donate(grad_hs, grad_h_last, grad_c_last, xproj, h0, c0, weight_hh,
                                   programs, row_program, hs, hp_all, cs, weight_grad_chunk);
 }
@@ -184,8 +192,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward_donate_cuda(
 
 TORCH_LIBRARY_IMPL(pynas, CUDA, m) {
   m.impl("tree_cell_seq", &forward_cuda);
-  m.impl("tree_cell_seq_backward", &backward_cuda);
-  m.impl("tree_cell_seq_backward_donate", &backward_donate_cuda);
+  m.impl("_tree_cell_seq_backward", &backward_cuda);
+  m.impl("_tree_cell_seq_backward_donate", &backward_donate_cuda);
 }
 
 }  // namespace pynas

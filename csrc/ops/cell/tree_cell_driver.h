@@ -339,7 +339,7 @@ struct TreeCellOps {
       const at::Tensor& hs, const at::Tensor& hp_all, const at::Tensor& cs,
       int64_t weight_grad_chunk) {
     Runner runner;
-    return backward_impl(runner, "pynas::tree_cell_seq_backward", grad_hs, grad_h_last,
+    return backward_impl(runner, "pynas::_tree_cell_seq_backward", grad_hs, grad_h_last,
                          grad_c_last, xproj, h0, c0, weight_hh, programs, row_program, hs, hp_all,
                          cs, weight_grad_chunk, /*donate_hp=*/false);
   }
@@ -351,7 +351,7 @@ struct TreeCellOps {
       const at::Tensor& hs, at::Tensor& hp_all, const at::Tensor& cs, int64_t weight_grad_chunk) {
     Runner runner;
     auto [grad_x, dh, dc, grad_w] = backward_impl(
-        runner, "pynas::tree_cell_seq_backward_donate", grad_hs, grad_h_last, grad_c_last, xproj,
+        runner, "pynas::_tree_cell_seq_backward_donate", grad_hs, grad_h_last, grad_c_last, xproj,
         h0, c0, weight_hh, programs, row_program, hs, hp_all, cs, weight_grad_chunk,
         /*donate_hp=*/true);
     return {dh, dc, grad_w};
