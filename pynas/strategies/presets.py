@@ -70,6 +70,16 @@ class ReinforceSettings:
         if self.elite_size < 0 or self.elite_weight < 0:
             raise ValueError("elite_size and elite_weight must be >= 0")
 
+    @property
+    def plain(self) -> bool:
+        """The paper's form of REINFORCE: advantage R − b with the moving-average b, one step
+        per update, no novel asks, no imitation (what the Ray parameter-server search runs)."""
+        return (
+            self.advantage == "baseline"
+            and self.epochs == 1
+            and not self.novel
+            and not (self.elite_size and self.elite_weight)
+        )
 
 
 # Zoph & Le 2017: plain softmax, no entropy bonus; Adam 5e-4 (RNN search) / 6e-4 (CNN search).
