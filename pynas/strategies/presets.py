@@ -31,9 +31,9 @@ class ReinforceSettings:
     * ``novel`` — ``ask`` never proposes an architecture it has proposed or been told before:
       it samples the policy and rejects what it has seen, and if a few hundred samples are all
       seen it samples at a higher temperature (doubling up to 2¹⁰) before allowing a repeat.
-    * ``elite_size``, ``elite_weight`` — priority-queue training (Abolafia et al. 2018): every
-      update also maximises ``elite_weight`` · mean log P(a) over the ``elite_size`` best
-      architectures told so far.
+    * ``elite_size``, ``elite_weight`` — priority-queue training (Abolafia et al. 2018): the
+      first step of every update also maximises ``elite_weight`` · mean log P(a) over the
+      ``elite_size`` best architectures told so far.
     """
 
     lr: float = 5e-4
