@@ -8,6 +8,4 @@ and imported only when asked for (``--executor ray``).
 from pynas.executors.base import Executor, InProcessExecutor
 from pynas.executors.pool import WorkerPool
 
-EXECUTORS = {"inprocess": InProcessExecutor}
-
-__all__ = ["EXECUTORS", "Executor", "InProcessExecutor", "WorkerPool"]
+__all__ = ["Executor", "InProcessExecutor", "WorkerPool"]

@@ -1,7 +1,7 @@
 import torch
 
 from pynas.controller.threads import single_thread
-from pynas.executors import EXECUTORS, InProcessExecutor
+from pynas.executors import InProcessExecutor
 
 
 def test_in_process_executor_maps_lazily_in_order():
@@ -11,7 +11,7 @@ def test_in_process_executor_maps_lazily_in_order():
         calls.append(x)
         return x * x
 
-    ex = EXECUTORS["inprocess"]()
+    ex = InProcessExecutor()
     assert isinstance(ex, InProcessExecutor) and ex.workers == 1
     results = ex.map(square, [1, 2, 3])
     assert calls == []  # nothing runs until the caller asks for results
