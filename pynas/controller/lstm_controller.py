@@ -21,11 +21,18 @@ can grow) every layer's fh decision shares one head, and so on, so the parameter
 on the depth and scoring reads the depth from the number of decisions in its rows; the heads of
 a layered space are named by their decision head (``heads.fh.weight``), those of other spaces by
 position (``heads.0.weight``), the names checkpoints of earlier versions hold.
+
+That code path, :meth:`Controller.forward_stepwise`, is the reference. A space of categorical
+decisions only, at a fixed depth, has two faster paths held to it by the tests: scoring given
+architectures knows every LSTM input in advance and runs the LSTM once over the whole sequence
+(several times faster for the policy-gradient updates), and sampling runs a lean loop (the LSTM
+cell as two matmuls per layer, no module calls) that makes the same draws.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -100,6 +107,9 @@ class Controller(nn.Module):
             self.w_prev = nn.Linear(h, h, bias=False)
             self.w_curr = nn.Linear(h, h, bias=False)
             self.v = nn.Linear(h, 1, bias=False)
+        # categorical decisions only, at a fixed depth: the fused scoring and lean sampling apply
+        self.plain = not self.anchors and not space.layered
+        self._groups: tuple[list[Any], list[Any]] | None = None
         self.reset_parameters(generator)
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
@@ -127,6 +137,18 @@ class Controller(nn.Module):
         generator: torch.Generator | None = None,
     ) -> ControllerOutput:
         """Score `indices` [B, T] (teacher forcing), or sample `batch` architectures if None."""
+        if indices is not None and self.plain:
+            self._space_of(indices)  # checks the shape
+            return self._score_fused(indices)
+        return self.forward_stepwise(indices, batch, generator)
+
+    def forward_stepwise(
+        self,
+        indices: torch.Tensor | None = None,
+        batch: int = 1,
+        generator: torch.Generator | None = None,
+    ) -> ControllerOutput:
+        """The step-by-step controller (the reference): samples (`indices` None) or scores."""
         space = self.space
         if indices is not None:
             space = self._space_of(indices)
@@ -141,14 +163,98 @@ class Controller(nn.Module):
                 walk.categorical(step, out[0])
         return walk.output()
 
+    def _score_fused(self, indices: torch.Tensor) -> ControllerOutput:
+        """Teacher forcing in one LSTM call over the sequence (categorical decisions only).
+
+        Steps whose heads have the same number of choices are computed together: their
+        softmax weights (and the embedding tables that feed the next steps) are stacked, so a
+        forward pass is a few batched matmuls whatever the number of decisions.
+        """
+        batch, steps = indices.shape
+        inputs = [self.start.expand(batch, -1).unsqueeze(0)]
+        if steps > 1:
+            embedded = self.start.new_empty(steps - 1, batch, self.config.hidden)
+            for heads, where in self._size_groups()[1]:
+                tables = torch.stack([self.embeddings[h].weight for h in heads])  # [P, n, H]
+                picks = indices[:, where].t()  # [P, B]
+                rows = torch.arange(len(heads)).unsqueeze(1)
+                embedded = embedded.index_copy(0, where, tables[rows, picks])
+            inputs.append(embedded)
+        out, _ = self.lstm(torch.cat(inputs))  # [T, B, H]
+        log_prob = out.new_zeros(batch)
+        entropy = out.new_zeros(batch)
+        for heads, where in self._size_groups()[0]:
+            weight = torch.stack([self.heads[h].weight for h in heads])  # [S, n, H]
+            bias = torch.stack([self.heads[h].bias for h in heads]).unsqueeze(1)  # [S, 1, n]
+            logits = torch.baddbmm(bias, out.index_select(0, where), weight.transpose(1, 2))
+            logp = torch.log_softmax(squash_logits(logits, self.config), dim=-1)  # [S, B, n]
+            picked = logp.gather(2, indices[:, where].t().unsqueeze(2)).squeeze(2)
+            log_prob = log_prob + picked.sum(0)
+            entropy = entropy - (logp.exp() * logp).sum(dim=(0, 2))
+        return ControllerOutput(indices, log_prob, entropy)
+
+    def _size_groups(self) -> tuple[list[Any], list[Any]]:
+        """Steps grouped by their head's number of choices: (heads, steps) for the softmaxes,
+        (tables, input positions) for the embeddings that feed the next step."""
+        if self._groups is None:
+            sizes = [self.heads[h].out_features for h in self.head_of]
+            self._groups = (_group(sizes, self.head_of, range(len(sizes))),
+                            _group(sizes, self.head_of, range(len(sizes) - 1)))  # fmt: skip
+        return self._groups
+
     def sample(self, batch: int = 1, generator: torch.Generator | None = None) -> ControllerOutput:
-        """Sample `batch` architectures (no autograd graph)."""
+        """Sample `batch` architectures (no autograd graph): the same draws as
+        :meth:`forward_stepwise` with the same generator."""
         with torch.no_grad():
-            return self(batch=batch, generator=generator)
+            if self.plain:
+                return self._sample_lean(batch, generator)
+            return self.forward_stepwise(batch=batch, generator=generator)
+
+    def _sample_lean(self, batch: int, generator: torch.Generator | None) -> ControllerOutput:
+        lstm = self.lstm
+        layers = [
+            (
+                getattr(lstm, f"weight_ih_l{k}").t(),
+                getattr(lstm, f"weight_hh_l{k}").t(),
+                getattr(lstm, f"bias_ih_l{k}") + getattr(lstm, f"bias_hh_l{k}"),
+            )
+            for k in range(lstm.num_layers)
+        ]
+        h = [self.start.new_zeros(batch, self.config.hidden) for _ in layers]
+        c = [self.start.new_zeros(batch, self.config.hidden) for _ in layers]
+        x = self.start.expand(batch, -1)
+        picks: list[torch.Tensor] = []
+        log_prob = x.new_zeros(batch)
+        entropy = x.new_zeros(batch)
+        for step in range(self.num_steps):
+            for k, (w_ih, w_hh, bias) in enumerate(layers):  # PyTorch's gate order: i, f, g, o
+                i, f, g, o = torch.addmm(bias, x, w_ih).addmm_(h[k], w_hh).chunk(4, 1)
+                c[k] = torch.sigmoid(f) * c[k] + torch.sigmoid(i) * torch.tanh(g)
+                h[k] = x = torch.sigmoid(o) * torch.tanh(c[k])
+            head = self.heads[self.head_of[step]]
+            logits = squash_logits(torch.addmm(head.bias, x, head.weight.t()), self.config)
+            logp = torch.log_softmax(logits, -1)
+            probs = logp.exp()
+            pick = torch.multinomial(probs, 1, generator=generator)
+            log_prob += logp.gather(1, pick).squeeze(1)
+            entropy -= (probs * logp).sum(1)
+            picks.append(pick.squeeze(1))
+            x = self.embeddings[self.head_of[step]].weight.index_select(0, picks[-1])
+        return ControllerOutput(torch.stack(picks, dim=1), log_prob, entropy)
 
     def score(self, indices: torch.Tensor) -> ControllerOutput:
         """Log-probability and entropy of given choice indices [B, T] (with autograd graph)."""
         return self(indices=indices)
+
+
+def _group(
+    sizes: list[int], head_of: tuple[int, ...], steps: range
+) -> list[tuple[list[int], torch.Tensor]]:
+    """Per number of choices: the head of each of its steps, and the steps (as a tensor)."""
+    by_size: dict[int, list[int]] = {}
+    for step in steps:
+        by_size.setdefault(sizes[step], []).append(step)
+    return [([head_of[t] for t in group], torch.tensor(group)) for group in by_size.values()]
 
 
 class _Walk:

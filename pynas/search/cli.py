@@ -51,7 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"named budget ({', '.join(names)}); default: finishes in <= 10 min on a laptop",
     )
     p.add_argument("--strategy", choices=STRATEGIES, default="reinforce")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="paper", help="REINFORCE settings")
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        help="REINFORCE settings (default: the budget's: 'default', the sample-efficient one, "
+        "for --budget default; 'paper' for --budget paper and for --executor ray)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--children", type=positive_int, help="override the budget's child count")
     p.add_argument(
@@ -119,6 +124,16 @@ def _new_meta(args: argparse.Namespace) -> dict[str, Any]:
         names = " and ".join(t.name for t in TASKS.values() if t.trains_on_device)
         raise UsageError(f"--device applies to {names} children")
     settings = {**replace(budget, child=child).to_dict(), **changes}
+    preset = args.preset or budget.preset
+    on_ray = where.executor == "ray" and args.strategy == "reinforce"
+    if on_ray and args.preset is None and not PRESETS[preset].plain:
+        preset = "paper"  # what the parameter-server search runs (below)
+    if on_ray and not PRESETS[preset].plain:
+        raise UsageError(
+            f"the Ray parameter-server search runs the paper's REINFORCE (advantage R - b, one "
+            f"step per update); preset {preset!r} needs more (rank advantages, clipped epochs, "
+            "novel asks, elite imitation): add --preset paper (or enas), or use --executor local"
+        )
     data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else None
     return {
         "format": META_FORMAT,
@@ -126,7 +141,7 @@ def _new_meta(args: argparse.Namespace) -> dict[str, Any]:
         "budget": args.budget,
         "budget_settings": settings,
         "strategy": args.strategy,
-        "preset": args.preset,
+        "preset": preset,
         "seed": args.seed,
         "data_dir": data_dir,
         "execution": where.to_dict(),
@@ -141,7 +156,7 @@ def _resume_conflicts(args: argparse.Namespace) -> list[str]:
     }  # fmt: skip
     out = [k for k, v in given.items() if v is not None]
     defaults = {"--budget": ("budget", "default"), "--strategy": ("strategy", "reinforce"),
-                "--preset": ("preset", "paper"), "--seed": ("seed", 0)}  # fmt: skip
+                "--preset": ("preset", None), "--seed": ("seed", 0)}  # fmt: skip
     out += [k for k, (attr, d) in defaults.items() if getattr(args, attr) != d]
     return out + execution.resume_conflicts(args)
 

@@ -17,6 +17,13 @@ class Strategy(ABC):
     dicts for a :class:`DecisionSpace`, :class:`pynas.arch.RNNCell` for an ``RNNCellSpace``.
     ``state_dict`` / ``load_state_dict`` capture everything, RNG included, so a restored
     strategy continues exactly where the saved one was.
+
+    **Rewards and failures.** ``tell`` takes one reward per architecture: a finite number
+    (higher is better) or ``None`` for a failure (an invalid architecture, a child that crashed
+    or diverged). A failure is data, not an error: every strategy accepts it and documents what
+    it does with it (random search only counts it; evolution never makes it a parent;
+    REINFORCE and PPO give it the worst advantage of its batch). NaN and infinities are refused
+    (a caller that means "failed" says ``None``).
     """
 
     name = "strategy"
@@ -29,8 +36,9 @@ class Strategy(ABC):
         """Propose `n` architectures."""
 
     @abstractmethod
-    def tell(self, archs: Sequence[Any], rewards: Sequence[float]) -> None:
-        """Report the rewards of architectures (usually ones returned by ``ask``)."""
+    def tell(self, archs: Sequence[Any], rewards: Sequence[float | None]) -> None:
+        """Report the rewards of architectures (usually ones returned by ``ask``); ``None``
+        reports a failure."""
 
     @abstractmethod
     def state_dict(self) -> dict[str, Any]:
@@ -46,11 +54,26 @@ class Strategy(ABC):
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ValueError(f"n must be a non-negative int, got {n!r}")
 
-    def _check_told(self, archs: Sequence[Any], rewards: Sequence[float]) -> list[float]:
+    def _check_told(
+        self, archs: Sequence[Any], rewards: Sequence[float | None]
+    ) -> list[float | None]:
+        """The rewards as floats (``None`` kept: a failure); refuses NaN, infinities, junk."""
         if len(archs) != len(rewards):
             raise ValueError(f"got {len(archs)} architectures but {len(rewards)} rewards")
-        out = [float(r) for r in rewards]
-        bad = [r for r in out if not math.isfinite(r)]
-        if bad:
-            raise ValueError(f"rewards must be finite, got {bad[:3]}")
+        out: list[float | None] = []
+        for r in rewards:
+            if r is None:
+                out.append(None)
+                continue
+            try:
+                if isinstance(r, (str, bytes)):
+                    raise TypeError
+                value = float(r)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"a reward must be a number or None (a failure), got {r!r}"
+                ) from None
+            if not math.isfinite(value):
+                raise ValueError(f"rewards must be finite, got {value}; tell a failure as None")
+            out.append(value)
         return out

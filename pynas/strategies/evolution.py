@@ -3,7 +3,8 @@
 Keep a population of the `population_size` most recently told architectures. To propose one,
 sample `sample_size` members at random, take the best of them and change one decision to a
 different choice. A told architecture joins the population and the oldest member leaves.
-Until the population is full, proposals are uniformly random.
+Until the population is full, proposals are uniformly random. A failure (reward ``None``) never
+joins the population, so it is never a parent and does not push a member out.
 """
 
 from __future__ import annotations
@@ -72,9 +73,11 @@ class RegularizedEvolution(Strategy):
         self._check_n(n)
         return [self.space.to_arch(self._propose()) for _ in range(n)]
 
-    def tell(self, archs: Sequence[Any], rewards: Sequence[float]) -> None:
+    def tell(self, archs: Sequence[Any], rewards: Sequence[float | None]) -> None:
         values = self._check_told(archs, rewards)
         for arch, reward in zip(archs, values, strict=True):
+            if reward is None:
+                continue
             self.population.append((self.space.from_arch(arch), reward))
             while len(self.population) > self.population_size:
                 self.population.popleft()

@@ -11,7 +11,7 @@ from pynas.strategies.base import Strategy
 
 
 class RandomSearch(Strategy):
-    """Samples every decision uniformly and independently; ``tell`` only counts."""
+    """Samples every decision uniformly and independently; ``tell`` only counts (failures too)."""
 
     name = "random"
 
@@ -24,7 +24,7 @@ class RandomSearch(Strategy):
         self._check_n(n)
         return [self.space.to_arch(self.space.sample(self.rng)) for _ in range(n)]
 
-    def tell(self, archs: Sequence[Any], rewards: Sequence[float]) -> None:
+    def tell(self, archs: Sequence[Any], rewards: Sequence[float | None]) -> None:
         self._check_told(archs, rewards)
         self.told += len(archs)
 

@@ -80,9 +80,10 @@ class Budget:
     """A named budget: how many children, how they are batched, how each one trains.
 
     ``children`` is an upper bound; ``time_limit`` (seconds of search, summed over resumed
-    sessions) stops the search before a batch that would not fit. ``reinforce`` holds the
-    REINFORCE settings changed on top of the chosen preset (``ReinforceSettings`` fields, e.g.
-    a larger lr for few updates).
+    sessions) stops the search before a batch that would not fit. ``preset`` is the REINFORCE
+    preset a new search with this budget uses unless ``--preset`` names another (``"default"``,
+    the sample-efficient one; ``"paper"`` for the paper's budgets); ``reinforce`` holds
+    REINFORCE settings changed on top of the chosen preset (``ReinforceSettings`` fields).
     """
 
     children: int
@@ -92,6 +93,7 @@ class Budget:
     reinforce: Mapping[str, Any] = field(default_factory=dict)
     time_limit: float | None = None
     description: str = ""
+    preset: str = "default"  # absent in run.json of earlier versions (resume reads "preset")
 
     @classmethod
     def from_dict(
@@ -115,6 +117,7 @@ class Budget:
             "reinforce": dict(self.reinforce),
             "time_limit": self.time_limit,
             "description": self.description,
+            "preset": self.preset,
         }
 
 

@@ -147,9 +147,12 @@ def test_budgets():
         CIFAR10Child.from_dict({"no_such_setting": 1})
 
 
-def test_budget_lr_overrides_the_cnn_family_lr(task):
-    strategy = Reinforce(task.space, "paper", seed=0, **default_budget().reinforce)
-    assert strategy.settings.lr == pytest.approx(0.02)
+def test_budgets_name_their_preset(task):
+    # the laptop budget: the default preset as it is; the paper's: the paper's CNN settings
+    assert default_budget().preset == "default" and not default_budget().reinforce
+    paper = paper_budget()
+    strategy = Reinforce(task.space, paper.preset, seed=0, **paper.reinforce)
+    assert paper.preset == "paper" and strategy.settings.lr == pytest.approx(6e-4)
 
 
 def run_search(*args):

@@ -66,7 +66,15 @@ def test_toy_run_resumes_to_the_log_the_first_version_wrote(tmp_path, run_cli, m
     run = copy("toy-v1", tmp_path)
     after, out = resume(run, run_cli)
     expected = json.loads((EXPECTED / "toy-v1-resumed.json").read_text())
-    assert without_seconds(after) == expected  # same architectures, rewards, policy numbers
+    # same architectures and rewards exactly; the policy numbers to float rounding (the
+    # controller's fused scoring sums in another order than the version that wrote the run)
+    policy = ("log_prob", "entropy")
+    got = without_seconds(after)
+    assert [{k: v for k, v in r.items() if k not in policy} for r in got] == [
+        {k: v for k, v in r.items() if k not in policy} for r in expected
+    ]
+    for r, e in zip(got, expected, strict=True):
+        assert [r.get(k) for k in policy] == pytest.approx([e.get(k) for k in policy], rel=1e-5)
     assert "top architectures" in out
     assert "complete" in show(run, run_cli, monkeypatch)
 

@@ -70,7 +70,7 @@ def test_complete_run_logs_every_child_once(reference):
     assert [r["index"] for r in records] == list(range(20))
     assert set(records[0]) >= {"index", "arch", "reward", "ppl", "params", "seconds", "status"}
     assert all(TOY_SPACE.validate(r["arch"]) == r["arch"] for r in records)
-    assert strategy.version == 5  # 20 children, m = 4, g = 1
+    assert strategy.version == 5 * strategy.settings.epochs  # 20 children, m = 4, g = 1
     assert summary["children_done"] == 20 and summary["complete"]
     assert summary["top"][0]["reward"] == max(r["reward"] for r in records)
     assert len(summary["reward_trend"]["batch_means"]) == 5

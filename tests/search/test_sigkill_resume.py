@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from pynas.search.cli import main
+from pynas.strategies import PRESETS
 
 CHILDREN = 48
 ARGS = ["--task", "toy", "--children", str(CHILDREN), "--seed", "5", "--quiet"]
@@ -87,7 +88,8 @@ def killed_and_resumed(tmp_path, reference, kills, seed, wait_for_progress=True)
     assert without_seconds(got) == without_seconds(records(reference))
     ref_state, ref_version = controller_state(reference)
     state, version = controller_state(run)
-    assert version == ref_version == CHILDREN // 8
+    # CHILDREN // 8 updates of `epochs` optimizer steps each
+    assert version == ref_version == CHILDREN // 8 * PRESETS["default"].epochs
     for k, v in ref_state.items():
         assert torch.equal(v, state[k]), k  # the controller continued from its checkpoints
     assert json.loads((run / "summary.json").read_text())["children_done"] == CHILDREN

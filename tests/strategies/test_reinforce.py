@@ -20,7 +20,7 @@ def run(strategy, batches, m=8):
 
 def test_reinforce_concentrates_on_the_rewarded_architecture():
     torch.set_num_threads(1)
-    s = Reinforce(SPACE, lr=0.01, batch_size=8, seed=0)
+    s = Reinforce(SPACE, "paper", lr=0.01, batch_size=8, seed=0)
     p_before = float(s.log_prob([TARGET])[0][0].exp())
     run(s, 60)
     p_after = float(s.log_prob([TARGET])[0][0].exp())
@@ -32,7 +32,7 @@ def test_reinforce_concentrates_on_the_rewarded_architecture():
 
 
 def test_zero_learning_signal_leaves_the_controller_unchanged():
-    s = Reinforce(SPACE, batch_size=4, seed=0)
+    s = Reinforce(SPACE, "paper", batch_size=4, seed=0)
     before = {k: v.clone() for k, v in s.controller.state_dict().items()}
     archs = s.ask(4)
     s.tell(archs, [0.5] * 4)  # every advantage is zero (baseline starts at the batch mean)
@@ -42,7 +42,7 @@ def test_zero_learning_signal_leaves_the_controller_unchanged():
 
 
 def test_updates_wait_for_m_archs_and_g_gradients():
-    s = Reinforce(SPACE, batch_size=4, grads_per_update=3, seed=0)
+    s = Reinforce(SPACE, "paper", batch_size=4, grads_per_update=3, seed=0)
     archs = s.ask(4)
     s.tell(archs[:3], [1.0, 0.0, 0.5])
     assert s.version == 0 and s.baseline is None  # less than m told: no batch yet
@@ -55,7 +55,7 @@ def test_updates_wait_for_m_archs_and_g_gradients():
 
 
 def test_ema_baseline():
-    s = Reinforce(SPACE, batch_size=2, seed=0, baseline_decay=0.5)
+    s = Reinforce(SPACE, "paper", batch_size=2, seed=0, baseline_decay=0.5)
     archs = s.ask(2)
     s.tell(archs, [1.0, 3.0])
     assert s.baseline == pytest.approx(0.5 * 1.0 + 0.5 * 3.0)
@@ -83,7 +83,11 @@ def test_presets_are_settings():
     assert preset("paper", "cnn").lr == 6e-4
     assert (enas.lr, enas.temperature, enas.tanh_constant) == (3.5e-4, 5.0, 2.5)
     assert (enas.entropy_weight, enas.baseline_decay) == (1e-4, 0.999)
-    assert set(PRESETS) == {"paper", "enas"}
+    assert set(PRESETS) == {"default", "paper", "enas", "ppo"}
+    # the papers' presets use none of the later additions
+    for name in ("paper", "enas"):
+        p = preset(name)
+        assert (p.advantage, p.epochs, p.novel, p.elite_size) == ("baseline", 1, False, 0)
     # a preset is only data: the same settings given explicitly behave identically
     a = Reinforce(SPACE, "enas", batch_size=4, seed=3)
     b = Reinforce(SPACE, ReinforceSettings(**vars(enas)), batch_size=4, seed=3)
@@ -98,12 +102,13 @@ def test_presets_are_settings():
         Reinforce(SPACE, lrr=1.0)
 
 
-def test_state_dict_round_trip_continues_identically():
-    a = Reinforce(SPACE, batch_size=4, grads_per_update=2, seed=7)
+@pytest.mark.parametrize("settings", ["paper", "default"])
+def test_state_dict_round_trip_continues_identically(settings):
+    a = Reinforce(SPACE, settings, batch_size=4, grads_per_update=2, seed=7)
     run(a, 3, m=4)
-    a.tell(a.ask(2), [0.3, 0.1])  # leave a partial batch buffered and one gradient pending
+    a.tell(a.ask(2), [0.3, None])  # leave a partial batch buffered and one gradient pending
     state = a.state_dict()
-    b = Reinforce(SPACE, batch_size=4, grads_per_update=2, seed=99)
+    b = Reinforce(SPACE, settings, batch_size=4, grads_per_update=2, seed=99)
     b.load_state_dict(state)
     run(a, 3, m=4)
     run(b, 3, m=4)

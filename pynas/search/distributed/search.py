@@ -78,6 +78,11 @@ class RaySearch:
     ) -> None:
         if not isinstance(strategy, Reinforce):
             raise UsageError("the Ray parameter-server search needs --strategy reinforce")
+        if not strategy.settings.plain:
+            raise UsageError(
+                "the Ray parameter-server search runs the paper's REINFORCE (advantage R - b, one "
+                "step per update); this run's preset needs more: use --preset paper or enas"
+            )
         self.run = run
         self.task = task
         self.spec = spec

@@ -129,11 +129,10 @@ def default_budget() -> Budget:
             start_depth=3, depth_every=64, depth_step=2, max_depth=5, epochs=1, batch_size=64,
             train_images=600, valid_images=500, reward_epochs=5, reward_exponent=3.0,
         ),  # fmt: skip
-        reinforce={"lr": 0.02},
         time_limit=840.0,
         description=(
             "laptop budget: 128 children (depth 3, then 5 after 64), 1 epoch on 600 images, "
-            "validated on 500; m=8; controller lr 0.02 for so few updates; stops by 14 min"
+            "validated on 500; m=8; stops by 14 min"
         ),
     )
 
@@ -155,6 +154,7 @@ def paper_budget() -> Budget:
             "SPEC §6 shape: depth 6 +2 every 1,600 of 12,800 children, 50 epochs each, m=8, on "
             "the full CIFAR-10 with 5,000 of its 50,000 training images held out, as the paper"
         ),
+        preset="paper",
     )
 
 

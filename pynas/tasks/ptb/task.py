@@ -92,6 +92,7 @@ def paper_budget() -> Budget:
             f"SPEC §6: base 8, hidden {hidden} (medium-baseline parameter count), 35 epochs, "
             "m=1, an update per 10 gradients (the paper's PTB search)"
         ),
+        preset="paper",
     )
 
 
@@ -105,8 +106,6 @@ def default_budget() -> Budget:
             clip=0.25, dropout=0.0, tie_weights=True, train_tokens=30_000, valid_tokens=4_000,
             eval_batch_size=20,
         ),  # fmt: skip
-        # ~25 controller updates fit in the time limit instead of thousands: a 10x larger lr
-        reinforce={"lr": 5e-3},
         time_limit=510.0,
         description="laptop budget: tiny children, stops after 8.5 minutes of search",
     )

@@ -81,7 +81,6 @@ def default_budget() -> Budget:
         batch_size=8,
         grads_per_update=1,
         child=ToyChild(),
-        reinforce={"lr": 0.03},
         description="synthetic smoke/demo task: a reward over 6 decisions, no training",
     )
 
