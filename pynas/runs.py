@@ -40,6 +40,8 @@ def render_arch(arch: Any) -> str:
     """The architecture in text: a cell's or network's render(), else its JSON."""
     from pynas.arch import ConvNet, RNNCell
 
+    if isinstance(arch, str):  # a baseline, e.g. "lstm"
+        return f"{arch} baseline (nn.{arch.upper()} layers on the same harness)"
     kind = arch.get("kind") if isinstance(arch, dict) else None
     if kind == "rnn_cell":
         return RNNCell.from_dict(arch).render()
@@ -60,15 +62,28 @@ def task_metric(task: str) -> Metric | None:
 
 @dataclass
 class Ranked:
-    """One distinct architecture of a run: its best child and how often it was sampled."""
+    """One distinct architecture of a run: its best child and how often it was sampled; or a
+    baseline retrained beside them (no rank, no child: :meth:`baseline`)."""
 
-    rank: int
+    rank: int | None
     record: dict[str, Any]  # the best-rewarded child with this architecture
     count: int
+
+    @classmethod
+    def baseline(cls, name: str) -> Ranked:
+        """A baseline model of the task (e.g. ``"lstm"``), not found by the search."""
+        return cls(None, {"index": None, "reward": None, "arch": name, "baseline": name}, 0)
 
     @property
     def arch(self) -> Any:
         return self.record["arch"]
+
+    @property
+    def label(self) -> str:
+        """How messages name it: ``search child N`` or ``lstm baseline``."""
+        if self.rank is None:
+            return f"{self.arch} baseline"
+        return f"search child {self.record['index']}"
 
 
 @dataclass

@@ -171,8 +171,11 @@ def retrain_table(run: RunData, stream: TextIO) -> None:
     print(f"\nretrained{state} ({path.parent}/summary.md):", file=stream)
     for row in summary.get("rows", []):
         point = ", ".join(f"{k} {v:g}" for k, v in (row.get("best_point") or {}).items()) or "-"
+        which = f"{row['baseline']} baseline" if row.get("baseline") else (
+            f"child {row['search_index']}"
+        )
         print(
-            f"  {row['rank']}. child {row['search_index']}: {point}; valid {metric} "
+            f"  {row['rank']}. {which}: {point}; valid {metric} "
             f"{_fmt(row.get('valid'), '.4g')}, test {metric} {_fmt(row.get('test'), '.4g')}",
             file=stream,
         )

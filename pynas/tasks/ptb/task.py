@@ -118,7 +118,8 @@ class PTBTask(Task):
     metric = PPL
     trains_on_device = True
     retrain_grid = {"lr": [20.0, 10.0], "weight_decay": [0.0, 1e-6]}
-    retrain_options = ("hidden", "dropout")
+    retrain_options = ("hidden", "dropout", "params_budget")
+    baselines = BASELINES
 
     # ----- the search ---------------------------------------------------------------------------
     def budgets(self) -> dict[str, Callable[[], Budget]]:
@@ -167,7 +168,9 @@ class PTBTask(Task):
         for name in ("hidden", "dropout"):
             if getattr(overrides, name) is not None:
                 changes[name] = getattr(overrides, name)
-        return PTBRetraining(child.train.with_(**changes), data_dir, test_limit)
+        budget = overrides.params_budget
+        return PTBRetraining(child.train.with_(**changes), data_dir, test_limit,
+                             params_budget=budget)  # fmt: skip
 
     def build_model(self, arch: Any, options: dict[str, Any]) -> nn.Module:
         """A cell's ``CellLanguageModel``, or for ``"lstm"`` / ``"gru"`` the baseline
@@ -329,7 +332,9 @@ def _check_train_arguments(args: argparse.Namespace) -> None:
 class PTBRetraining(Retraining):
     """The run's child settings (with the command line's overrides), SGD with the point's
     learning rate and weight decay; the score is the best validation perplexity and the model
-    keeps that epoch's weights."""
+    keeps that epoch's weights. An architecture is a cell or a baseline (``"lstm"``, ``"gru"``:
+    ``RNNLanguageModel`` on the same harness); with `params_budget` each one's hidden size is
+    the largest that fits that many parameters (:func:`hidden_for_budget`), else the settings'."""
 
     def __init__(
         self,
@@ -337,34 +342,53 @@ class PTBRetraining(Retraining):
         data_dir: str | os.PathLike[str] | None,
         test_limit: int | None = None,
         progress: bool = False,
+        params_budget: int | None = None,
     ) -> None:
         super().__init__(NAME, PPL, progress)
         self.config = config
         self.test_limit = test_limit
+        self.params_budget = params_budget
         self.corpus = load_corpus(data_dir)
+        if params_budget is not None:  # ValueError now (exit 2) if no model fits it
+            hidden_for_budget("lstm", self.corpus.vocab_size, params_budget, config.num_layers,
+                              config.tie_weights)  # fmt: skip
 
     @property
     def settings(self) -> dict[str, Any]:
         where_and_grid = ("lr", "weight_decay", "device")  # not part of a point's result
         out = {k: v for k, v in self.config.to_dict().items() if k not in where_and_grid}
+        if self.params_budget is not None:  # the hidden size is each model's own
+            out["hidden"] = None
+            out["params_budget"] = self.params_budget
         return {**out, "test_tokens": self.test_limit}
 
     def child_device(self) -> Any:
         return child_device(self.config)
 
+    def hidden_of(self, arch: RNNCell | str) -> int:
+        if self.params_budget is None:
+            return self.config.hidden
+        config = self.config
+        return hidden_for_budget(arch, self.corpus.vocab_size, self.params_budget,
+                                 config.num_layers, config.tie_weights)  # fmt: skip
+
     def train(self, arch: Any, point: dict[str, float], build: ModelFactory) -> Trained:
-        cell = RNNCell.from_dict(arch)
-        config = self.config.with_(lr=point["lr"], weight_decay=point["weight_decay"])
+        model_arch: RNNCell | str = arch if is_baseline(arch) else RNNCell.from_dict(arch)
+        hidden = self.hidden_of(model_arch)
+        config = self.config.with_(lr=point["lr"], weight_decay=point["weight_decay"],
+                                   hidden=hidden)  # fmt: skip
         options = {
             "vocab_size": self.corpus.vocab_size,
-            "hidden_size": config.hidden,
+            "hidden_size": hidden,
             "num_layers": config.num_layers,
             "dropout": config.dropout,
             "tie_weights": config.tie_weights,
-            "impl": config.impl,
         }
+        cell = None
+        if isinstance(model_arch, RNNCell):
+            cell, options["impl"] = model_arch, config.impl
         result, model = train_model(
-            cell, config, self.corpus, self.progress, build=lambda: build(cell, options)
+            cell, config, self.corpus, self.progress, build=lambda: build(model_arch, options)
         )
         return Trained.of(result, result.metrics.get("ppl"), result.metrics.get("epoch_ppl"), model)
 
@@ -372,4 +396,3 @@ class PTBRetraining(Retraining):
         tokens = self.corpus.test[: self.test_limit] if self.test_limit else self.corpus.test
         data = batchify(tokens, self.config.eval_batch_size)
         return evaluate_ppl(model, data, self.config.bptt)  # type: ignore[arg-type]
-
