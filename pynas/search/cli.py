@@ -21,7 +21,13 @@ from pynas.search.backends import make_search, make_shared_search
 from pynas.search.display import SearchDisplay
 from pynas.search.journal import RunDirError, RunJournal
 from pynas.search.settings import META_FORMAT, STRATEGIES, RunSettings
-from pynas.search.shared_settings import SHARED_TASK, WEIGHTS, SharedSchedule, SharedSettings
+from pynas.search.shared_settings import (
+    DEFAULT_TIME_LIMIT,
+    SHARED_TASK,
+    WEIGHTS,
+    SharedSchedule,
+    SharedSettings,
+)
 from pynas.search.tensorboard import TensorBoardLogger, require_tensorboard
 from pynas.spaces import DecisionSpace
 from pynas.strategies import PRESETS, Reinforce
@@ -176,7 +182,7 @@ def _new_shared_meta(args: argparse.Namespace) -> dict[str, Any]:
     default = task.budget("default")
     assert default.child is not None
     child = {**default.child.to_dict(), **settings.standalone_child()}
-    time_limit = 300.0 if args.time_limit is None else (args.time_limit * 60 or None)
+    time_limit = DEFAULT_TIME_LIMIT if args.time_limit is None else (args.time_limit * 60 or None)
     schedule = settings.schedule
     budget = replace(
         default,

@@ -19,6 +19,9 @@ from typing import Any
 from pynas.tasks.ptb.shared import SharedConfig
 
 WEIGHTS = ("standalone", "shared")
+# A new weight-sharing search's time limit unless --time-limit says otherwise: minutes, as a
+# default run should take on a laptop.
+DEFAULT_TIME_LIMIT = 300.0
 # The task whose children the shared model serves (tree-cell language models).
 SHARED_TASK = "ptb"
 

@@ -233,6 +233,10 @@ def test_cli_run_show_retrain_and_resume(tmp_path, run_cli, ptb_dir):
     assert code == 0, err
     first = open_run(run).ranked()[0].record["index"]
     assert f"child {first}" in out
+    # before its final ranking (interrupted), a run's leaderboard is its search scores
+    (run / "ranking.json").unlink()
+    code, out, err = run_cli(show_main, [str(run)])
+    assert code == 0 and "search scores with the shared weights" in out
 
 
 @pytest.mark.parametrize(
