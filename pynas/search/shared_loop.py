@@ -43,7 +43,7 @@ from pynas.search.display import SearchDisplay
 from pynas.search.journal import CHECKPOINT_FORMAT, Batch, RunDirError, RunJournal
 from pynas.search.policy import policy_stats
 from pynas.search.records import batch_mean, child_record, summarize
-from pynas.search.shared_settings import SharedSettings
+from pynas.search.shared_settings import SHARED_TASK, SharedSettings
 from pynas.spaces import DecisionSpace
 from pynas.strategies.base import Strategy
 from pynas.tasks.base import Budget, ChildResult
@@ -308,7 +308,7 @@ class SharedSearch:
     # ----- results ----------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
         told = self.records[: self.absorbed]
-        out = summarize("ptb", self.strategy.name, told, self._round_means(), self.budget,
+        out = summarize(SHARED_TASK, self.strategy.name, told, self._round_means(), self.budget,
                         self.stopped_by_time, self.elapsed())  # fmt: skip
         out["top_by_search_score"] = out.pop("top")
         ranking = self.ranking or {"entries": [], "valid_tokens": None}
