@@ -197,6 +197,7 @@ def main_body(args: argparse.Namespace) -> int:
     if len(entries) < args.top:
         say(f"note: {run.path} has only {len(entries)} distinct successful architectures")
     entries += [Ranked.baseline(kind) for kind in dict.fromkeys(args.arch or ())]
+    baselines = "".join(f" and the {e.arch} baseline" for e in entries if e.rank is None)
     out = RetrainDir(args.out or run.path / "retrain")
     # results depend on the architecture, the grid point and these settings only, so a moved
     # run directory (or another run with the same settings and --out) continues the same results
@@ -205,8 +206,9 @@ def main_body(args: argparse.Namespace) -> int:
         retrain = Retrain(task, out, entries, grid, say)
         done = retrain.restore(args.repair_log)
         say(
-            f"{'resuming' if resumed else 'starting'} retrain of {run.path}: top {len(entries)}, "
-            f"{len(grid)} grid points each, {done} points already done; output {out.path}"
+            f"{'resuming' if resumed else 'starting'} retrain of {run.path}: top "
+            f"{sum(e.rank is not None for e in entries)}{baselines}, {len(grid)} grid points "
+            f"each, {done} points already done; output {out.path}"
         )
         try:
             retrain.run()
