@@ -273,3 +273,36 @@ def test_resume_refuses_other_settings(tmp_path, run_cli, ptb_dir):
     (run / "run.json").write_text(json.dumps(meta))
     code, _, err = run_cli(search_main, ["--resume", str(run), "--quiet"])
     assert code == 2 and "weight-sharing" in err and "Traceback" not in err
+
+
+def test_a_damaged_latest_checkpoint_falls_back_and_reuses_the_logged_records(
+    tmp_path, corpus, reference, monkeypatch
+):
+    """Round 2 half logged, then its pending checkpoint is damaged: the search continues from
+    the checkpoint after round 1, trains and asks round 2 again (the same architectures) and
+    re-uses its logged record."""
+    ref_path, _ = reference
+    space = RNNCellSpace(8)
+    first = make_search(tmp_path, corpus, Reinforce(space, batch_size=4, seed=3))
+    first.restore()
+    interrupt_at(monkeypatch, first.run, "append", 6)
+    with pytest.raises(Interrupt):
+        first.run_all()
+    monkeypatch.undo()
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    second = make_search(tmp_path, corpus, Reinforce(space, batch_size=4, seed=99), fresh=False)
+    said = []
+    second.display.message = said.append
+    second.restore()
+    assert any("again" in m for m in said) and (tmp_path / "checkpoint.pt.damaged").exists()
+    second.run_all()
+    assert without_seconds(logged(tmp_path)) == without_seconds(logged(ref_path))
+
+
+def test_the_time_limit_ends_the_search_before_a_round_that_would_not_fit(tmp_path, corpus):
+    search = make_search(tmp_path, corpus)
+    search.budget = Budget(12, 4, 1, time_limit=1e-3)  # any round takes longer than that
+    search.restore()
+    summary = search.run_all()
+    assert summary["rounds_done"] == 1 and summary["stopped_by_time_limit"]
+    assert not summary["complete"] and (tmp_path / "ranking.json").exists()
