@@ -17,6 +17,7 @@ with the training split's per-channel mean and std in, logits out).
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -24,6 +25,7 @@ import torch
 from torch import nn
 
 from pynas.arch import load_rnn_cell
+from pynas.children.baseline_rnn import BASELINES
 from pynas.io import replacing
 from pynas.tasks.registry import DEFAULT_TASK, TASKS, get_task
 
@@ -35,6 +37,8 @@ _SPEC_ATTR = "_pynas_spec"
 def _arch_json(arch: Any) -> str:
     if hasattr(arch, "to_json"):
         return arch.to_json()
+    if isinstance(arch, str) and arch in BASELINES:  # an LSTM/GRU baseline: its name
+        return json.dumps(arch)
     if isinstance(arch, str):
         return load_rnn_cell(arch).to_json()
     raise TypeError(f"cannot serialise architecture of type {type(arch).__name__}")

@@ -2,7 +2,10 @@
 
 The leaderboard lists the run's distinct successful architectures, best reward first: rank,
 reward, ppl (ptb) or validation accuracy (cifar10), parameters, the child that scored it and
-how often the controller sampled it, then each one in text. With ``--plot`` (needs matplotlib)
+how often the controller sampled it, then each one in text. For a weight-sharing search the
+numbers are shared-weight scores: its final ranking (``ranking.json``) on one validation slice,
+with each architecture's search score beside it; before that ranking exists, the search
+scores (each on its own small slice), and the header says which. With ``--plot`` (needs matplotlib)
 it writes to RUN/plots (or ``--out``):
 
 * ``reward.png``: every child's reward (failed ones marked), the best so far, the baseline;
@@ -21,7 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pynas.argtypes import UsageError, positive_int, run_main
-from pynas.io import DamagedFileError, read_json
+from pynas.io import DamagedFileError, finite_float, read_json
 from pynas.runs import Ranked, RunData, RunError, open_run, record_metric, render_arch, task_metric
 from pynas.search.records import DAMAGED_STATUS
 
@@ -73,10 +76,31 @@ def _header(run: RunData) -> str:
             status = "stopped before its child count"
     preset = f" (preset {meta.get('preset')})" if meta.get("strategy") == "reinforce" else ""
     damaged = f", {len(run.damaged)} of them damaged log lines" if run.damaged else ""
+    if run.shared:
+        return (
+            f"run {run.path}: task {run.task}, weight sharing, strategy "
+            f"{meta.get('strategy', '?')}{preset}; {len(run.records)} architectures scored with "
+            f"the shared weights ({len(run.failed)} failed{damaged}); {status}\n"
+            + _shared_basis(run)
+        )
     return (
         f"run {run.path}: task {run.task}, strategy {meta.get('strategy', '?')}{preset}, "
         f"budget {meta.get('budget', '?')}; {len(run.records)} children "
         f"({len(run.failed)} failed{damaged}); {status}"
+    )
+
+
+def _shared_basis(run: RunData) -> str:
+    """What a weight-sharing run's leaderboard numbers are."""
+    if run.ranking is None:
+        return (
+            "leaderboard: search scores with the shared weights, each on its own small validation "
+            "slice (the final ranking is written when the search ends)"
+        )
+    return (
+        f"leaderboard: the best {len(run.ranking['entries'])} distinct architectures by search "
+        f"score, ranked with the shared weights on {run.ranking.get('valid_tokens') or 0:,} "
+        "validation tokens; shared-weight scores only rank, retrain for real numbers"
     )
 
 
@@ -89,6 +113,18 @@ def leaderboard(run: RunData, top: int, stream: TextIO) -> list[Ranked]:
     ranked = run.ranked()[:top]
     if not ranked:
         return ranked
+    if run.ranking is not None:
+        _shared_table(run, ranked, stream)
+    else:
+        _table(run, ranked, stream)
+    for entry in ranked:
+        print(f"\n#{entry.rank} (child {entry.record['index']}):", file=stream)
+        for line in render_arch(entry.arch).splitlines():
+            print(f"  {line}", file=stream)
+    return ranked
+
+
+def _table(run: RunData, ranked: list[Ranked], stream: TextIO) -> None:
     metric = task_metric(run.task)
     col = metric.column if metric is not None else ""
     print(f"\n{'rank':>4}  {'reward':>11}  {col:>8}  {'params':>11}  {'child':>6}  {'sampled':>7}",
@@ -101,11 +137,24 @@ def leaderboard(run: RunData, top: int, stream: TextIO) -> list[Ranked]:
             f"{_fmt(r.get('params'), ','):>11}  {r['index']:>6}  {entry.count:>6}x",
             file=stream,
         )
+
+
+def _shared_table(run: RunData, ranked: list[Ranked], stream: TextIO) -> None:
+    """A weight-sharing run's ranking: the ranking's numbers and the search score beside them."""
+    failed = [e for e in (run.ranking or {}).get("entries", []) if e.get("status") != "ok"]
+    print(f"\n{'rank':>4}  {'reward':>11}  {'ppl':>8}  {'search ppl':>10}  {'child':>6}  "
+          f"{'sampled':>7}", file=stream)  # fmt: skip
     for entry in ranked:
-        print(f"\n#{entry.rank} (child {entry.record['index']}):", file=stream)
-        for line in render_arch(entry.arch).splitlines():
-            print(f"  {line}", file=stream)
-    return ranked
+        r = entry.record
+        print(
+            f"{entry.rank:>4}  {r['reward']:>11.5g}  {_fmt(finite_float(r.get('ppl')), '.1f'):>8}"
+            f"  {_fmt(finite_float(r.get('search_ppl')), '.1f'):>10}  {r['index']:>6}  "
+            f"{entry.count:>6}x",
+            file=stream,
+        )
+    for e in failed:
+        print(f"  (child {e['index']} failed on the ranking slice: {e.get('reason')})",
+              file=stream)  # fmt: skip
 
 
 def retrain_table(run: RunData, stream: TextIO) -> None:
@@ -122,8 +171,11 @@ def retrain_table(run: RunData, stream: TextIO) -> None:
     print(f"\nretrained{state} ({path.parent}/summary.md):", file=stream)
     for row in summary.get("rows", []):
         point = ", ".join(f"{k} {v:g}" for k, v in (row.get("best_point") or {}).items()) or "-"
+        which = f"{row['baseline']} baseline" if row.get("baseline") else (
+            f"child {row['search_index']}"
+        )
         print(
-            f"  {row['rank']}. child {row['search_index']}: {point}; valid {metric} "
+            f"  {row['rank']}. {which}: {point}; valid {metric} "
             f"{_fmt(row.get('valid'), '.4g')}, test {metric} {_fmt(row.get('test'), '.4g')}",
             file=stream,
         )

@@ -51,3 +51,27 @@ def test_load_refuses_foreign_files(tmp_path):
 def test_save_needs_a_built_model(tmp_path):
     with pytest.raises(ValueError, match="build_model"):
         export.save_model(torch.nn.Linear(2, 2), tmp_path / "x.pt")
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_a_baseline_builds_saves_and_loads(tmp_path, kind):
+    from pynas.children.baseline_rnn import RNNLanguageModel
+
+    torch.manual_seed(0)
+    model = export.build_model(kind, task="ptb", vocab_size=30, hidden_size=8, num_layers=2)
+    assert isinstance(model, RNNLanguageModel) and model.kind == kind
+    model.eval()
+    tokens = torch.randint(0, 30, (6, 2))
+    expected, _ = model(tokens, model.init_state(2))
+    export.save_model(model, tmp_path / "model.pt")
+    loaded = export.load_model(tmp_path / "model.pt")
+    assert isinstance(loaded, RNNLanguageModel) and loaded.kind == kind
+    got, _ = loaded(tokens, loaded.init_state(2))
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+def test_a_baseline_refuses_the_tree_cell_options_and_other_tasks():
+    with pytest.raises(ValueError, match="impl applies to tree cells"):
+        export.build_model("lstm", task="ptb", vocab_size=30, hidden_size=8, impl="fused")
+    with pytest.raises(ValueError, match="baseline of the PTB language models"):
+        export.build_model("gru", task="cifar10")

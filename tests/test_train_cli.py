@@ -81,3 +81,37 @@ def test_bad_arguments_exit_2(ptb_dir, args, fragment):
     proc = run_train(*args, "--data-dir", str(ptb_dir))
     assert proc.returncode == 2
     assert fragment in proc.stderr
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_trains_a_baseline_at_a_cells_parameter_budget(ptb_dir, tmp_path, kind):
+    from pynas.children.baseline_rnn import count_parameters, hidden_for_budget
+
+    budget = 170_000  # a base-8 cell at this budget: H 16
+    out = tmp_path / "result.json"
+    proc = run_train(
+        "--arch", kind, "--params-budget", str(budget), "--data-dir", str(ptb_dir),
+        "--train-tokens", "2000", "--valid-tokens", "500", "--bptt", "10", "--lr", "1",
+        "--output", str(out), "--quiet", "--threads", "1",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(out.read_text())
+    hidden = hidden_for_budget(kind, 10_000, budget)
+    assert record["arch"] == kind and record["config"]["hidden"] == hidden
+    assert record["metrics"]["params"] == count_parameters(kind, 10_000, hidden) <= budget
+    assert f"hidden={hidden} vocab=10000 {kind} baseline" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--task", "ptb", "--arch", "lstm", "--impl", "fused"], "--impl applies to tree cells"),
+        (["--task", "ptb", "--arch", "gru", "--params-budget", "100"], "too small"),
+        (["--task", "cifar10", "--arch", "lstm"], "baseline of the PTB language models"),
+    ],
+)
+def test_bad_baseline_arguments_exit_2(run_cli, args, fragment):
+    from pynas.train import main
+
+    code, _, err = run_cli(main, args)
+    assert code == 2 and fragment in err and "Traceback" not in err

@@ -15,7 +15,7 @@ from pynas.retrain.grid import make_grid
 from pynas.retrain.report import to_markdown
 from pynas.retrain.runner import Retrain
 from pynas.retrain.store import SUMMARY_MD, RetrainDir
-from pynas.runs import RunData, RunError, open_run
+from pynas.runs import Ranked, RunData, RunError, open_run
 from pynas.tasks.base import Retraining, RetrainOverrides, Task
 from pynas.tasks.data import DataError
 from pynas.tasks.device import DEVICES_HELP, add_device_argument
@@ -77,6 +77,21 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--hidden", type=positive_int, help=f"{_only('hidden')}: hidden size")
     train.add_argument("--dropout", type=float, help=_only("dropout"))
     train.add_argument(
+        "--params-budget",
+        type=positive_int,
+        metavar="N",
+        help=f"{_only('params_budget')}: each model's hidden size is the largest that fits N "
+        "parameters (cells, LSTM and GRU alike: comparable models); instead of --hidden",
+    )
+    baselines = sorted({b for t in RETRAINABLE for b in t.baselines})
+    train.add_argument(
+        "--arch",
+        action="append",
+        choices=baselines,
+        help=f"also train this baseline ({', '.join(baselines)}; {_only('params_budget')}; "
+        "repeat for several) with the same settings and grid, as a row of the table",
+    )
+    train.add_argument(
         "--train-limit",
         type=size_limit,
         default=argparse.SUPPRESS,
@@ -124,16 +139,18 @@ def _grid(args: argparse.Namespace, task: Task) -> list[dict[str, float]]:
 
 
 def _overrides(args: argparse.Namespace, task: Task) -> RetrainOverrides:
-    for name in ("hidden", "dropout"):
+    for name in ("hidden", "dropout", "params_budget"):
         if getattr(args, name) is not None and name not in task.retrain_options:
-            raise _not_for(f"--{name}", task)
+            raise _not_for(f"--{name.replace('_', '-')}", task)
+    if args.hidden is not None and args.params_budget is not None:
+        raise UsageError("--hidden and --params-budget both set the hidden size; give one")
     if args.dropout is not None and not 0 <= args.dropout < 1:
         raise UsageError(f"--dropout must be in [0, 1), got {args.dropout}")
     return RetrainOverrides(
         seed=args.seed, epochs=args.epochs, device=args.device,
         train_limit=getattr(args, "train_limit", None),
         change_train_limit=hasattr(args, "train_limit"), valid_limit=args.valid_limit,
-        hidden=args.hidden, dropout=args.dropout,
+        hidden=args.hidden, dropout=args.dropout, params_budget=args.params_budget,
     )  # fmt: skip
 
 
@@ -168,11 +185,19 @@ def main_body(args: argparse.Namespace) -> int:
         )
     torch.set_num_threads(args.threads)
     grid = _grid(args, check_task(run.task, args.run))
+    wrong = [k for k in args.arch or () if k not in TASKS[run.task].baselines]
+    if wrong:
+        raise UsageError(
+            f"--arch {wrong[0]} is a baseline of {' and '.join(tasks_with('params_budget'))} "
+            f"runs; {args.run} is a {run.task} run"
+        )
     task = make_retraining(run, args)  # loads the data: DataError -> exit 2
     entries = ranked[: args.top]
     say = (lambda _: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     if len(entries) < args.top:
         say(f"note: {run.path} has only {len(entries)} distinct successful architectures")
+    entries += [Ranked.baseline(kind) for kind in dict.fromkeys(args.arch or ())]
+    baselines = "".join(f" and the {e.arch} baseline" for e in entries if e.rank is None)
     out = RetrainDir(args.out or run.path / "retrain")
     # results depend on the architecture, the grid point and these settings only, so a moved
     # run directory (or another run with the same settings and --out) continues the same results
@@ -181,8 +206,9 @@ def main_body(args: argparse.Namespace) -> int:
         retrain = Retrain(task, out, entries, grid, say)
         done = retrain.restore(args.repair_log)
         say(
-            f"{'resuming' if resumed else 'starting'} retrain of {run.path}: top {len(entries)}, "
-            f"{len(grid)} grid points each, {done} points already done; output {out.path}"
+            f"{'resuming' if resumed else 'starting'} retrain of {run.path}: top "
+            f"{sum(e.rank is not None for e in entries)}{baselines}, {len(grid)} grid points "
+            f"each, {done} points already done; output {out.path}"
         )
         try:
             retrain.run()

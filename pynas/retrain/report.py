@@ -13,6 +13,11 @@ def _num(value: Any, fmt: str = ".4g") -> str:
     return "—" if value is None else format(value, fmt)
 
 
+def _baselines(summary: dict[str, Any]) -> str:
+    names = [row["baseline"] for row in summary["rows"] if row.get("baseline")]
+    return " and ".join(f"the {n} baseline" for n in names)
+
+
 def to_markdown(summary: dict[str, Any], run: str) -> str:
     metric = summary["metric"]
     better = "higher" if summary["higher_is_better"] else "lower"
@@ -20,7 +25,9 @@ def to_markdown(summary: dict[str, Any], run: str) -> str:
     lines = [
         f"# Retrain of {run}",
         "",
-        f"Task {summary['task']}; the {summary['top']} best architectures of the search, each "
+        f"Task {summary['task']}; the {summary['top']} best architectures of the search"
+        + (f" and {_baselines(summary)}" if _baselines(summary) else "")
+        + ", each "
         f"trained from scratch at {len(summary['grid'])} grid points "
         f"({'; '.join(point_label(p) for p in summary['grid'])}); the point with the best "
         f"validation {metric} ({better} is better) is evaluated on the test split."
@@ -36,9 +43,14 @@ def to_markdown(summary: dict[str, Any], run: str) -> str:
         point = point_label(row["best_point"]) if row["best_point"] else "—"
         if row["valid"] is None and row["points_failed"]:
             point = f"all {row['points_failed']} points failed"
+        search = (
+            f"{row['baseline']} baseline"
+            if row.get("baseline")
+            else f"#{row['search_rank']} (child {row['search_index']}, "
+            f"{row['search_reward']:.4g})"
+        )
         lines.append(
-            f"| {row['rank']} | `{row['arch_id']}` | #{row['search_rank']} "
-            f"(child {row['search_index']}, {row['search_reward']:.4g}) | {point} "
+            f"| {row['rank']} | `{row['arch_id']}` | {search} | {point} "
             f"| {_num(row['valid'])} | {_num(row['test'])} | {_num(row['params'], ',')} "
             f"| {row['model'] or '—'} |"
         )

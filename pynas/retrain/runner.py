@@ -104,7 +104,7 @@ class Retrain:
                 done += 1
                 where = (
                     f"[{done}/{total}] arch {n}/{len(self.entries)} "
-                    f"(search child {entry.record['index']}), {point_label(point)}"
+                    f"({entry.label}), {point_label(point)}"
                 )
                 self.say(f"{where}: training")
                 record = self._train_point(entry, akey, point)
@@ -165,7 +165,7 @@ class Retrain:
         key = (akey, point_key(point))
         path = self.out.model_path(arch_id(akey), point_slug(point))
         if not path.is_file():  # lost by a kill between saving and logging, or a grid change
-            self.say(f"model of search child {entry.record['index']} at {point_label(point)} "
+            self.say(f"model of {entry.label} at {point_label(point)} "
                      "is missing: training that point again to save it")  # fmt: skip
             trained = self._train(entry.arch, point)
             if trained.model is None:
@@ -188,7 +188,7 @@ class Retrain:
         self.out.log.append(test)
         self.tested[key] = test
         metric = self.task.metric.name
-        self.say(f"  search child {entry.record['index']}: best {point_label(point)}, "
+        self.say(f"  {entry.label}: best {point_label(point)}, "
                  f"valid {metric} {record['valid']:.4g}, test {value:.4g}")  # fmt: skip
 
     # ----- results ----------------------------------------------------------------------------
@@ -206,6 +206,7 @@ class Retrain:
                     "search_rank": entry.rank,
                     "search_index": entry.record["index"],
                     "search_reward": entry.record["reward"],
+                    "baseline": entry.record.get("baseline"),
                     "search_metric": entry.record.get(self.task.metric.name)
                     or (entry.record.get("metrics") or {}).get(self.task.metric.name),
                     "best_point": best[0] if best else None,
@@ -223,7 +224,8 @@ class Retrain:
                 }
             )
         sign = -1.0 if self.task.metric.higher_is_better else 1.0
-        rows.sort(key=lambda r: (r["valid"] is None, sign * (r["valid"] or 0.0), r["search_rank"]))
+        rows.sort(key=lambda r: (r["valid"] is None, sign * (r["valid"] or 0.0),
+                                 r["search_rank"] is None, r["search_rank"] or 0))  # fmt: skip
         for i, row in enumerate(rows, 1):
             row["rank"] = i
         complete = all(r["points_done"] == len(self.grid) for r in rows)
@@ -233,7 +235,7 @@ class Retrain:
             "higher_is_better": self.task.metric.higher_is_better,
             "settings": self.task.settings,
             "grid": self.grid,
-            "top": len(self.entries),
+            "top": sum(e.rank is not None for e in self.entries),
             "complete": complete and all(r["test"] is not None or r["valid"] is None for r in rows),
             "rows": rows,
         }

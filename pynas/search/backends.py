@@ -5,6 +5,8 @@
 * ray, REINFORCE: :class:`pynas.search.distributed.search.RaySearch` (parameter servers, replicas);
 * ray, other strategies: the same loop with each child a Ray task (:class:`RayExecutor`).
 
+A weight-sharing search (``--weights shared``) is
+:class:`pynas.search.shared_loop.SharedSearch` in this process (:func:`make_shared_search`).
 All of them write the same run directory. Nothing starts before ``run_all``; ``close``
 releases the workers and Ray afterwards.
 """
@@ -53,3 +55,19 @@ def make_search(
         return search, lambda: None
     search = Search(run, task, strategy, run_settings.budget, executor, display, evaluate=evaluator)
     return search, executor.close
+
+
+def make_shared_search(
+    run: Any, run_settings: Any, strategy: Any, display: Any, data_dir: str | None
+) -> tuple[Any, Callable[[], None]]:
+    """(the weight-sharing search of a run whose settings have ``shared``, close function)."""
+    from pynas.search.shared_loop import SharedSearch
+    from pynas.tasks.ptb.corpus import load_corpus
+    from pynas.tasks.ptb.shared import SharedEngine
+
+    shared = run_settings.shared
+    engine = SharedEngine(shared.engine, load_corpus(data_dir))
+    search = SharedSearch(
+        run, strategy, strategy.space, engine, shared, run_settings.budget, display
+    )
+    return search, lambda: None

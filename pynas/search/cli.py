@@ -17,10 +17,12 @@ from pynas.argtypes import UsageError, nonnegative_float, positive_int, run_main
 from pynas.executors.child import TaskSpec
 from pynas.io import finite_float
 from pynas.search import execution
-from pynas.search.backends import make_search
+from pynas.search.backends import make_search, make_shared_search
 from pynas.search.display import SearchDisplay
 from pynas.search.journal import RunDirError, RunJournal
 from pynas.search.settings import META_FORMAT, STRATEGIES, RunSettings
+from pynas.search.shared_cli import add_shared_arguments, new_shared_meta, shared_given
+from pynas.search.shared_settings import WEIGHTS
 from pynas.search.tensorboard import TensorBoardLogger, require_tensorboard
 from pynas.spaces import DecisionSpace
 from pynas.strategies import PRESETS, Reinforce
@@ -87,6 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="log reward, baseline and entropy per child to TensorBoard in DIR (default: "
         "RUN/tensorboard); needs the tensorboard package: pip install 'pynas[tensorboard]'",
     )
+    p.add_argument(
+        "--weights",
+        choices=WEIGHTS,
+        help="standalone (default): every child trains its own weights; shared: one set of "
+        "weights serves every architecture (ENAS-style rounds; --task ptb, README 'Weight "
+        "sharing')",
+    )
+    add_shared_arguments(p)
     execution.add_arguments(p)  # --executor, --workers, Ray's --address/--servers/--replicas...
     # test/demo knob of the toy task: seconds each toy child takes
     p.add_argument("--child-delay", type=nonnegative_float, help=argparse.SUPPRESS)
@@ -96,6 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
 def _new_meta(args: argparse.Namespace) -> dict[str, Any]:
     if args.task is None:
         raise UsageError("--task is required for a new search (or use --resume RUN)")
+    if args.weights == "shared":
+        if args.repair_log:
+            raise UsageError("--repair-log applies to --resume RUN (a new run has no log)")
+        if args.run_dir is None:
+            raise UsageError("--run-dir is required: the directory for the run's log and "
+                             "checkpoint")  # fmt: skip
+        return new_shared_meta(args)
+    shared_only = shared_given(args)
+    if shared_only:
+        raise UsageError(f"{', '.join(shared_only)} apply to --weights shared only")
     if args.repair_log:
         raise UsageError("--repair-log applies to --resume RUN (a new run has no log to repair)")
     if args.run_dir is None:
@@ -158,6 +178,7 @@ def _resume_conflicts(args: argparse.Namespace) -> list[str]:
     defaults = {"--budget": ("budget", "default"), "--strategy": ("strategy", "reinforce"),
                 "--preset": ("preset", None), "--seed": ("seed", 0)}  # fmt: skip
     out += [k for k, (attr, d) in defaults.items() if getattr(args, attr) != d]
+    out += ["--weights"] * (args.weights is not None) + shared_given(args)
     return out + execution.resume_conflicts(args)
 
 
@@ -219,23 +240,39 @@ def _search(
     )
     strategy = settings.make_strategy(task.space)
     where = settings.execution
+    if args.resume and settings.shared is not None and args.workers is not None:
+        raise UsageError("--workers does not apply to a weight-sharing search (it trains the "
+                         "shared model in this process)")  # fmt: skip
     if args.resume:  # the run's settings, with --workers/--address of this session
         where = execution.resumed_execution(where, args)
-    spec = TaskSpec(settings.task, budget.child, settings.seed, data_dir, args.threads)
-    search, close = make_search(where, run, task, spec, settings, strategy, display)
+    if settings.shared is not None:
+        search, close = make_shared_search(run, settings, strategy, display, data_dir)
+    else:
+        spec = TaskSpec(settings.task, budget.child, settings.seed, data_dir, args.threads)
+        search, close = make_search(where, run, task, spec, settings, strategy, display)
     search.restore()
-    runs_on = where.describe(settings.strategy)
     action = "resuming" if args.resume else "starting"
     limit = f", time limit {budget.time_limit / 60:.1f} min" if budget.time_limit else ""
-    print(
-        f"{action} search: task {task.name}, strategy {strategy.name}"
-        + (
-            f" (preset {settings.preset}, lr {strategy.settings.lr:g})"
-            if isinstance(strategy, Reinforce)
-            else ""
+    preset = (
+        f" (preset {settings.preset}, lr {strategy.settings.lr:g})"
+        if isinstance(strategy, Reinforce)
+        else ""
+    )
+    if settings.shared is not None:
+        schedule, engine = settings.shared.schedule, settings.shared.engine
+        plan = (
+            f"shared weights (base {engine.base}, hidden {engine.hidden}, {engine.batch_size} "
+            f"rows per step): up to {schedule.rounds} rounds of {schedule.train_steps} training "
+            f"steps on {schedule.archs_per_step} architectures each and "
+            f"{schedule.scored_per_round} architectures scored{limit}"
         )
-        + f", budget {settings.budget_name} (up to {budget.children} children, "
-        f"m={budget.batch_size}{limit}), children {runs_on}, "
+    else:
+        plan = (
+            f"budget {settings.budget_name} (up to {budget.children} children, "
+            f"m={budget.batch_size}{limit}), children {where.describe(settings.strategy)}"
+        )
+    print(
+        f"{action} search: task {task.name}, strategy {strategy.name}{preset}, {plan}, "
         f"run {run.path}",
         file=stream,
         flush=True,
@@ -265,8 +302,15 @@ def _search(
 def print_summary(summary: dict[str, Any], space: DecisionSpace, stream: Any) -> None:
     trend = summary["reward_trend"]
     state = "complete" if summary["complete"] else "stopped at the time limit"
+    shared = summary.get("weights") == "shared"
+    done = (
+        f"{summary['rounds_done']} rounds, {summary['children_done']} architectures scored with "
+        "the shared weights"
+        if shared
+        else f"{summary['children_done']} children"
+    )
     print(
-        f"\n{summary['children_done']} children ({summary['failed']} failed), {state}, "
+        f"\n{done} ({summary['failed']} failed), {state}, "
         f"{summary['search_seconds']:.0f}s of search",
         file=stream,
     )
@@ -276,7 +320,15 @@ def print_summary(summary: dict[str, Any], space: DecisionSpace, stream: Any) ->
             f"last {trend['last_batch_mean']:.4g}",
             file=stream,
         )
-    print("top architectures:", file=stream)
+    if shared:
+        print(
+            "top architectures (ranked with the shared weights on "
+            f"{summary['ranking_valid_tokens'] or 0:,} validation tokens; retrain them from "
+            "scratch for real numbers):",
+            file=stream,
+        )
+    else:
+        print("top architectures:", file=stream)
     for entry in summary["top"][:5]:
         value = finite_float(entry.get("ppl"))
         ppl = f"  ppl {value:.1f}" if value is not None else ""

@@ -119,6 +119,8 @@ class SearchDisplay:
         if record.get("status") != "ok":
             self.failed += 1
         reward = finite_float(record.get("reward"))  # None: the placeholder of a damaged line
+        if record.get("status") != "ok":  # a failure's reward 0 is no architecture to show
+            return False
         if reward is not None and (self.best is None or reward > self.best["reward"]):
             self.best = record
             return True

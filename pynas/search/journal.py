@@ -14,6 +14,8 @@
 * ``children.jsonl.damaged``: lines of the log that were damaged (not torn by a kill) and
   were moved there by ``--resume RUN --repair-log``, with their line numbers and exact bytes
   (see :meth:`RunJournal.reconcile`).
+* ``ranking.json``: a weight-sharing search's leaderboard (:mod:`pynas.search.shared_loop`),
+  written atomically at its end; ``pynas.show`` and ``pynas.retrain`` rank by it when present.
 * ``.lock``: held by the process that runs the search.
 
 Restoring is the same for every loop: the loop names the batches that were in flight when its
@@ -53,6 +55,7 @@ CHILDREN = "children.jsonl"
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_PREV = "checkpoint.prev.pt"
 SUMMARY = "summary.json"
+RANKING = "ranking.json"
 LOCK = ".lock"
 CHECKPOINT_FORMAT = 1
 
@@ -109,6 +112,7 @@ class RunJournal:
         self.checkpoint_path = self.path / CHECKPOINT
         self.prev_checkpoint_path = self.path / CHECKPOINT_PREV
         self.summary_path = self.path / SUMMARY
+        self.ranking_path = self.path / RANKING
         self.log = JsonlFile(self.path / CHILDREN)
         # move damaged lines of children.jsonl aside instead of refusing to resume
         self.repair_log = repair_log
@@ -344,6 +348,9 @@ class RunJournal:
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         write_json(self.summary_path, summary)
+
+    def write_ranking(self, ranking: dict[str, Any]) -> None:
+        write_json(self.ranking_path, ranking)
 
 
 def _batch_of(batches: Sequence[Batch], index: int) -> Batch | None:

@@ -78,6 +78,11 @@ class Search:
         state, read = self.run.begin_restore(say)
         if state is None:
             return
+        if state.get("weights") == "shared":
+            raise RunDirError(
+                f"{self.run.checkpoint_path}: a weight-sharing search's checkpoint, but its "
+                "run.json describes a standalone search; the run directory is inconsistent"
+            )
         if state.get("format") != CHECKPOINT_FORMAT or "absorbed" not in state:
             raise RunDirError(
                 f"{self.run.checkpoint_path}: not a checkpoint of this search loop (a Ray "

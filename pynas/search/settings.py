@@ -8,7 +8,15 @@
      "strategy": "reinforce", "preset": "paper", "seed": 0, "data_dir": null,
      "execution": {"executor", "workers", "child_retries", "address", "servers", "replicas",
                    "child_cpus", "child_gpus"},
-     "created": "..."}
+     "created": "...",
+     "weights": "standalone"}
+
+A weight-sharing search (``"weights": "shared"``) also has ``"shared": {"schedule", "engine"}``
+(:class:`~pynas.search.shared_settings.SharedSettings`); its ``budget_settings`` bound the
+scored architectures (``children``, rounds x scored per round), give the strategy its batch
+(``batch_size``, the architectures scored per round), the time limit, and the child settings
+``pynas.retrain`` trains the found cells with. Runs of earlier versions lack ``weights``: they
+are standalone.
 
 ``budget_settings.child`` is the task's child settings (:meth:`pynas.tasks.base.Task.
 child_settings` reads it); ``execution`` says where children run (runs of earlier versions may
@@ -20,6 +28,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from pynas.search.shared_settings import WEIGHTS, SharedSettings
 from pynas.spaces import DecisionSpace
 from pynas.strategies import RandomSearch, RegularizedEvolution, Reinforce, Strategy
 from pynas.tasks.base import Budget
@@ -86,6 +95,14 @@ class RunSettings:
     execution: ExecutionSettings = field(default_factory=ExecutionSettings)
     created: str | None = None
     format: int = META_FORMAT
+    weights: str = "standalone"  # "shared": a weight-sharing search with `shared` settings
+    shared: SharedSettings | None = None
+
+    def __post_init__(self) -> None:
+        if self.weights not in WEIGHTS:
+            raise ValueError(f"weights must be one of {list(WEIGHTS)}, got {self.weights!r}")
+        if (self.weights == "shared") != (self.shared is not None):
+            raise ValueError("a weight-sharing search needs its shared settings (and only it)")
 
     #: what resuming needs from run.json (a run written by `python -m pynas.search`)
     REQUIRED = ("format", "task", "budget_settings", "strategy", "seed")
@@ -113,6 +130,8 @@ class RunSettings:
             execution=ExecutionSettings.from_dict(meta.get("execution")),
             created=meta.get("created"),
             format=meta["format"],
+            weights=meta.get("weights", "standalone"),
+            shared=SharedSettings.from_dict(meta["shared"]) if "shared" in meta else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -128,6 +147,8 @@ class RunSettings:
             "data_dir": self.data_dir,
             "execution": self.execution.to_dict(),
             "created": self.created,
+            "weights": self.weights,
+            **({"shared": self.shared.to_dict()} if self.shared is not None else {}),
         }
 
     def with_(self, **changes: Any) -> RunSettings:

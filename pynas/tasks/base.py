@@ -225,6 +225,7 @@ class RetrainOverrides:
     valid_limit: int | None = None  # None: all
     hidden: int | None = None
     dropout: float | None = None
+    params_budget: int | None = None  # every model's hidden size fits this many parameters
 
 
 class Task(ABC):
@@ -238,6 +239,8 @@ class Task(ABC):
     retrain_grid: Mapping[str, list[float]] = {}
     #: options of ``pynas.retrain`` only this task takes (e.g. ``hidden``)
     retrain_options: tuple[str, ...] = ()
+    #: baselines ``pynas.retrain --arch`` trains beside a run's architectures (e.g. ``lstm``)
+    baselines: tuple[str, ...] = ()
 
     # ----- the search ---------------------------------------------------------------------------
     @abstractmethod

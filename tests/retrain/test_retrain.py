@@ -258,3 +258,48 @@ def test_damaged_retrain_files_exit_2_and_repair_log_trains_a_lost_point_again(
         code = exc.code
     err = capsys.readouterr().err
     assert code == 2 and "retrain/summary.json is damaged" in err and "pynas.retrain" in err
+
+
+def test_baselines_retrain_beside_the_cells_at_one_parameter_budget(ptb_run, tmp_path, capsys):
+    from pynas.children.baseline_rnn import count_parameters, hidden_for_budget
+
+    budget = 25_000  # vocabulary 10,000 tied: H 2 for every model
+    out = tmp_path / "rt"
+    argv = [ptb_run, "--top", 1, "--arch", "lstm", "--arch", "gru", "--params-budget", budget,
+            "--lr", "5", "--weight-decay", "0", "--out", out, *QUICK]  # fmt: skip
+    code, stdout, err = retrain(argv, capsys)
+    assert code == 0, err
+    summary = json.loads((out / "summary.json").read_text())
+    rows = {row["baseline"]: row for row in summary["rows"]}
+    assert set(rows) == {None, "lstm", "gru"} and summary["top"] == 1
+    for kind in ("lstm", "gru"):
+        hidden = hidden_for_budget(kind, 10_000, budget)
+        assert rows[kind]["arch"] == kind and rows[kind]["test"] is not None
+        assert rows[kind]["params"] == count_parameters(kind, 10_000, hidden) <= budget
+    assert rows[None]["params"] <= budget and summary["settings"]["params_budget"] == budget
+    assert "lstm baseline" in stdout and "gru baseline" in stdout
+    model = pynas.load_model(out / rows["lstm"]["model"])  # a saved baseline loads
+    assert model.kind == "lstm"
+
+
+@pytest.mark.parametrize(
+    "extra, fragment",
+    [
+        (["--hidden", "8", "--params-budget", "30000"], "--hidden and --params-budget"),
+        (["--params-budget", "100"], "too small"),
+        (["--arch", "rnn"], "invalid choice"),
+    ],
+)
+def test_bad_baseline_options_exit_2(ptb_run, tmp_path, capsys, extra, fragment):
+    code, _, err = retrain([ptb_run, *extra, "--out", tmp_path / "rt", *QUICK], capsys)
+    assert code == 2 and fragment in err and "Traceback" not in err
+
+
+def test_a_baseline_with_a_cifar10_run_exits_2(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"format": 1, "task": "cifar10"}))
+    record = {"index": 0, "arch": {"kind": "conv_net"}, "reward": 0.5, "status": "ok"}
+    (run / "children.jsonl").write_text(json.dumps(record) + "\n")
+    code, _, err = retrain([run, "--arch", "lstm"], capsys)
+    assert code == 2 and "--arch lstm is a baseline of ptb runs" in err

@@ -26,6 +26,15 @@ def test_tty_updates_one_line_and_prints_new_bests():
     assert "batch mean reward 0.3 -> 0.3" in last and "ETA" in last
 
 
+def test_a_failure_is_never_the_best():
+    stream = TTY()
+    d = SearchDisplay(10, stream=stream)
+    d.child(record(0, 0.0, 19379.2, status="failed"), "CELL-A")
+    assert d.best is None and "CELL-A" not in stream.getvalue()
+    d.child(record(1, 1e-6, 8000.0), "CELL-B")
+    assert d.best["index"] == 1 and "CELL-B" in stream.getvalue()
+
+
 def test_plain_lines_when_not_a_tty():
     stream = io.StringIO()
     d = SearchDisplay(4, stream=stream, plain_interval=1e9)

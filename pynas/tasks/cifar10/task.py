@@ -31,6 +31,7 @@ from torch import nn
 
 from pynas.arch import NAMED_CONV_NETS, ArchitectureError, ConvNet, load_conv_net
 from pynas.argtypes import UsageError
+from pynas.children.baseline_rnn import BASELINES
 from pynas.children.conv_net import CONCAT_IMPLS, ConvChild
 from pynas.io import write_atomic
 from pynas.spaces.conv_space import PAPER_CHOICES, STRIDE1_CHOICES, ConvNetSpace
@@ -226,6 +227,8 @@ class CIFAR10Task(Task):
                                  test_limit)  # fmt: skip
 
     def build_model(self, arch: Any, options: dict[str, Any]) -> nn.Module:
+        if isinstance(arch, str) and arch in BASELINES:
+            raise ValueError(_not_a_conv_net(arch))
         if isinstance(arch, ConvNet):
             net = arch
         elif isinstance(arch, str):
@@ -329,6 +332,8 @@ class CIFAR10Task(Task):
         except ValueError as exc:
             raise UsageError(f"bad option: {exc}".replace("_", "-")) from None
         child_device(config)  # DeviceError: exit 2
+        if args.arch in BASELINES:
+            raise UsageError(_not_a_conv_net(args.arch))
         try:
             arch = load_conv_net(args.arch)
         except ArchitectureError as exc:
@@ -421,3 +426,10 @@ class CIFAR10Retraining(Retraining):
     def evaluate(self, model: nn.Module) -> float:
         test = self.data.test.head(self.test_limit)
         return evaluate_accuracy(model, test, self.config.eval_batch_size)
+
+
+def _not_a_conv_net(name: str) -> str:
+    return (
+        f"{name!r} is a baseline of the PTB language models (nn.{name.upper()} layers), not a "
+        "CIFAR-10 network: use --task ptb, or a CIFAR-10 architecture"
+    )

@@ -32,7 +32,7 @@ from pynas.arch import RNNCell
 from pynas.children.shared_language_model import SharedCellLanguageModel
 from pynas.children.tree_rnn import DEFAULT_IMPL
 from pynas.ops.tree_cell import stack_programs
-from pynas.tasks.base import FAILURE_REWARD, ChildResult
+from pynas.tasks.base import ChildResult
 from pynas.tasks.ptb.corpus import Corpus, batchify, bptt_windows
 from pynas.tasks.ptb.training import divergence, reward_from_ppl
 
@@ -48,9 +48,9 @@ __all__ = [
 
 CARRY_POLICIES = ("keep", "reset")
 
-#: What a strategy is told for an architecture whose shared-weight score failed. One-line
-#: switch: set to None once ``Strategy.tell`` accepts None as "failed" (issue 13).
-FAILED_TOLD: float | None = FAILURE_REWARD
+#: What a strategy is told for an architecture whose shared-weight score failed: None, which
+#: ``Strategy.tell`` takes as "failed" (each strategy documents what it does with a failure).
+FAILED_TOLD: float | None = None
 
 # Reasons a training row is masked (see StepReport.reasons).
 NONFINITE_LOSS = "non-finite loss"

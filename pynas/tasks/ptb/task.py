@@ -21,6 +21,7 @@ from torch import nn
 
 from pynas.arch import NAMED_CELLS, ArchitectureError, RNNCell, load_rnn_cell
 from pynas.argtypes import UsageError
+from pynas.children.baseline_rnn import BASELINES, RNNLanguageModel, hidden_for_budget
 from pynas.children.language_model import CellLanguageModel, hidden_for_param_budget
 from pynas.children.tree_rnn import DEFAULT_IMPL, IMPLS
 from pynas.io import write_atomic
@@ -117,7 +118,8 @@ class PTBTask(Task):
     metric = PPL
     trains_on_device = True
     retrain_grid = {"lr": [20.0, 10.0], "weight_decay": [0.0, 1e-6]}
-    retrain_options = ("hidden", "dropout")
+    retrain_options = ("hidden", "dropout", "params_budget")
+    baselines = BASELINES
 
     # ----- the search ---------------------------------------------------------------------------
     def budgets(self) -> dict[str, Callable[[], Budget]]:
@@ -166,14 +168,26 @@ class PTBTask(Task):
         for name in ("hidden", "dropout"):
             if getattr(overrides, name) is not None:
                 changes[name] = getattr(overrides, name)
-        return PTBRetraining(child.train.with_(**changes), data_dir, test_limit)
+        budget = overrides.params_budget
+        return PTBRetraining(child.train.with_(**changes), data_dir, test_limit,
+                             params_budget=budget)  # fmt: skip
 
     def build_model(self, arch: Any, options: dict[str, Any]) -> nn.Module:
+        """A cell's ``CellLanguageModel``, or for ``"lstm"`` / ``"gru"`` the baseline
+        ``RNNLanguageModel`` of the same harness (its options: vocab_size, hidden_size,
+        num_layers, dropout, tie_weights)."""
+        options = {"vocab_size": VOCAB, "hidden_size": 200, **options}
+        if is_baseline(arch):
+            if "impl" in options:  # the tree cell's kernel; nn.LSTM / nn.GRU have their own
+                raise ValueError(f"option impl applies to tree cells, not to the {arch} baseline")
+            return RNNLanguageModel(arch, **options)
         cell = arch if isinstance(arch, RNNCell) else load_rnn_cell(arch)
-        return CellLanguageModel(cell, **{"vocab_size": VOCAB, "hidden_size": 200, **options})
+        return CellLanguageModel(cell, **options)
 
-    def arch_from_json(self, text: str) -> RNNCell:
-        return RNNCell.from_json(text)
+    def arch_from_json(self, text: str) -> RNNCell | str:
+        """A saved model's architecture: a cell, or the name of a baseline (JSON string)."""
+        value = json.loads(text)
+        return value if is_baseline(value) else RNNCell.from_dict(value)
 
     def evaluate_saved(
         self, model: nn.Module, data_dir: str | os.PathLike[str] | None, split: str,
@@ -190,7 +204,8 @@ class PTBTask(Task):
             "--arch",
             required=True,
             help=f"a named architecture ({', '.join(sorted(NAMED_CELLS))}), a JSON file or "
-            "inline JSON",
+            f"inline JSON; or a baseline of the same harness: {' or '.join(BASELINES)} "
+            "(nn.LSTM / nn.GRU layers)",
         )
         p.add_argument("--data-dir", help="directory with the task's files (default: $PYNAS_DATA)")
         p.add_argument("--epochs", type=int, default=defaults.epochs)
@@ -198,7 +213,10 @@ class PTBTask(Task):
             "--hidden", type=int, default=defaults.hidden, help="hidden (and embedding) size"
         )
         p.add_argument(
-            "--params-budget", type=int, help="choose --hidden to fit this many parameters"
+            "--params-budget",
+            type=int,
+            help="choose --hidden to fit this many parameters (for a cell, an lstm or a gru: "
+            "equal budgets give comparable models)",
         )
         p.add_argument("--layers", type=int, default=defaults.num_layers)
         p.add_argument("--batch-size", type=int, default=defaults.batch_size)
@@ -211,7 +229,9 @@ class PTBTask(Task):
         )
         p.add_argument("--train-tokens", type=int, help="train on the first N tokens only")
         p.add_argument("--valid-tokens", type=int, help="validate on the first N tokens only")
-        p.add_argument("--impl", choices=IMPLS, default=DEFAULT_IMPL, help="cell implementation")
+        p.add_argument(
+            "--impl", choices=IMPLS, help=f"tree-cell implementation (default {DEFAULT_IMPL})"
+        )
         add_device_argument(p, f"where the model trains: {DEVICES_HELP}")
         p.add_argument("--seed", type=int, default=defaults.seed)
         p.add_argument(
@@ -225,38 +245,58 @@ class PTBTask(Task):
 
     def train_command(self, args: argparse.Namespace) -> int:
         _check_train_arguments(args)
-        try:
-            arch = load_rnn_cell(args.arch)
-        except ArchitectureError as exc:
-            raise UsageError(f"bad --arch: {exc}") from None
+        arch: RNNCell | str
+        if is_baseline(args.arch):
+            if args.impl is not None:
+                raise UsageError(f"--impl applies to tree cells, not to the {args.arch} baseline")
+            arch = args.arch
+        else:
+            try:
+                arch = load_rnn_cell(args.arch)
+            except ArchitectureError as exc:
+                raise UsageError(f"bad --arch: {exc}") from None
+        impl = args.impl or DEFAULT_IMPL
         corpus = load_corpus(args.data_dir)  # DataError: exit 2
         if args.threads is not None:
             torch.set_num_threads(args.threads)
         hidden = args.hidden
         if args.params_budget:
-            hidden = hidden_for_param_budget(
-                arch.base, corpus.vocab_size, args.params_budget, args.layers, not args.no_tie
-            )
+            try:
+                hidden = hidden_for_budget(
+                    arch, corpus.vocab_size, args.params_budget, args.layers, not args.no_tie
+                )
+            except ValueError as exc:
+                raise UsageError(f"--params-budget: {exc}") from None
         config = PTBConfig(
             hidden=hidden, num_layers=args.layers, epochs=args.epochs,
             batch_size=args.batch_size, bptt=args.bptt, lr=args.lr, clip=args.clip,
             dropout=args.dropout, tie_weights=not args.no_tie, train_tokens=args.train_tokens,
-            valid_tokens=args.valid_tokens, impl=args.impl, seed=args.seed, device=args.device,
+            valid_tokens=args.valid_tokens, impl=impl, seed=args.seed, device=args.device,
         )  # fmt: skip
         child_device(config)  # DeviceError: exit 2
-        print(arch.render(), file=sys.stderr)
-        print(
-            f"hidden={hidden} vocab={corpus.vocab_size} impl={args.impl} device={args.device}",
-            file=sys.stderr,
-        )
+        if isinstance(arch, RNNCell):
+            print(arch.render(), file=sys.stderr)
+        kind = f"{arch} baseline" if isinstance(arch, str) else f"impl={impl}"
+        print(f"hidden={hidden} vocab={corpus.vocab_size} {kind} device={args.device}",
+              file=sys.stderr)  # fmt: skip
 
         def report(epoch: int, ppl: float) -> None:
             print(f"epoch {epoch}: validation perplexity {ppl:.2f}", file=sys.stderr, flush=True)
 
-        result = train_child(arch, config, corpus, progress=not args.quiet, on_epoch=report)
-        record = {
-            "arch": json.loads(arch.to_json()), "config": config.to_dict(), **result.to_dict()
-        }
+        if isinstance(arch, str):
+            baseline = arch  # a name for the closure (mypy: arch is RNNCell | str)
+            result, _ = train_model(
+                None, config, corpus, progress=not args.quiet, on_epoch=report,
+                build=lambda: RNNLanguageModel(
+                    baseline, corpus.vocab_size, hidden, config.num_layers, config.dropout,
+                    config.tie_weights,
+                ),
+            )  # fmt: skip
+            arch_value: Any = arch
+        else:
+            result = train_child(arch, config, corpus, progress=not args.quiet, on_epoch=report)
+            arch_value = json.loads(arch.to_json())
+        record = {"arch": arch_value, "config": config.to_dict(), **result.to_dict()}
         if args.output:
             write_atomic(Path(args.output), json.dumps(record, indent=2) + "\n")
         if not result.ok:
@@ -269,6 +309,11 @@ class PTBTask(Task):
             f"{m['train_tokens_per_second']:.0f} tokens/s"
         )
         return 0
+
+
+def is_baseline(arch: Any) -> bool:
+    """Whether `arch` names an LSTM or GRU baseline (``"lstm"``, ``"gru"``)."""
+    return isinstance(arch, str) and arch in BASELINES
 
 
 def _check_train_arguments(args: argparse.Namespace) -> None:
@@ -287,7 +332,9 @@ def _check_train_arguments(args: argparse.Namespace) -> None:
 class PTBRetraining(Retraining):
     """The run's child settings (with the command line's overrides), SGD with the point's
     learning rate and weight decay; the score is the best validation perplexity and the model
-    keeps that epoch's weights."""
+    keeps that epoch's weights. An architecture is a cell or a baseline (``"lstm"``, ``"gru"``:
+    ``RNNLanguageModel`` on the same harness); with `params_budget` each one's hidden size is
+    the largest that fits that many parameters (:func:`hidden_for_budget`), else the settings'."""
 
     def __init__(
         self,
@@ -295,34 +342,53 @@ class PTBRetraining(Retraining):
         data_dir: str | os.PathLike[str] | None,
         test_limit: int | None = None,
         progress: bool = False,
+        params_budget: int | None = None,
     ) -> None:
         super().__init__(NAME, PPL, progress)
         self.config = config
         self.test_limit = test_limit
+        self.params_budget = params_budget
         self.corpus = load_corpus(data_dir)
+        if params_budget is not None:  # ValueError now (exit 2) if no model fits it
+            hidden_for_budget("lstm", self.corpus.vocab_size, params_budget, config.num_layers,
+                              config.tie_weights)  # fmt: skip
 
     @property
     def settings(self) -> dict[str, Any]:
         where_and_grid = ("lr", "weight_decay", "device")  # not part of a point's result
         out = {k: v for k, v in self.config.to_dict().items() if k not in where_and_grid}
+        if self.params_budget is not None:  # the hidden size is each model's own
+            out["hidden"] = None
+            out["params_budget"] = self.params_budget
         return {**out, "test_tokens": self.test_limit}
 
     def child_device(self) -> Any:
         return child_device(self.config)
 
+    def hidden_of(self, arch: RNNCell | str) -> int:
+        if self.params_budget is None:
+            return self.config.hidden
+        config = self.config
+        return hidden_for_budget(arch, self.corpus.vocab_size, self.params_budget,
+                                 config.num_layers, config.tie_weights)  # fmt: skip
+
     def train(self, arch: Any, point: dict[str, float], build: ModelFactory) -> Trained:
-        cell = RNNCell.from_dict(arch)
-        config = self.config.with_(lr=point["lr"], weight_decay=point["weight_decay"])
+        model_arch: RNNCell | str = arch if is_baseline(arch) else RNNCell.from_dict(arch)
+        hidden = self.hidden_of(model_arch)
+        config = self.config.with_(lr=point["lr"], weight_decay=point["weight_decay"],
+                                   hidden=hidden)  # fmt: skip
         options = {
             "vocab_size": self.corpus.vocab_size,
-            "hidden_size": config.hidden,
+            "hidden_size": hidden,
             "num_layers": config.num_layers,
             "dropout": config.dropout,
             "tie_weights": config.tie_weights,
-            "impl": config.impl,
         }
+        cell = None
+        if isinstance(model_arch, RNNCell):
+            cell, options["impl"] = model_arch, config.impl
         result, model = train_model(
-            cell, config, self.corpus, self.progress, build=lambda: build(cell, options)
+            cell, config, self.corpus, self.progress, build=lambda: build(model_arch, options)
         )
         return Trained.of(result, result.metrics.get("ppl"), result.metrics.get("epoch_ppl"), model)
 
@@ -330,4 +396,3 @@ class PTBRetraining(Retraining):
         tokens = self.corpus.test[: self.test_limit] if self.test_limit else self.corpus.test
         data = batchify(tokens, self.config.eval_batch_size)
         return evaluate_ppl(model, data, self.config.bptt)  # type: ignore[arg-type]
-

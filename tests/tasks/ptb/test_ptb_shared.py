@@ -253,9 +253,9 @@ def test_a_scored_architecture_fails_by_the_standalone_childs_rule(corpus):
         assert "ppl" not in broken.metrics
 
 
-def test_told_reward_of_a_failure_is_the_failure_switch():
+def test_a_strategy_is_told_none_for_a_failure():
     assert told_reward(ChildResult("ok", 0.5, {"ppl": 12.6})) == 0.5
-    assert told_reward(ChildResult.failed("diverged")) == FAILED_TOLD == FAILURE_REWARD
+    assert told_reward(ChildResult.failed("diverged")) is FAILED_TOLD is None
 
 
 # ----- carried state, epochs, checkpoints ------------------------------------------------------
