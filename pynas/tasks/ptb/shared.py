@@ -285,7 +285,8 @@ class SharedEngine:
         for _ in range(MAX_ATTEMPTS):
             rows = keep.nonzero().flatten()
             if rows.numel() == 0:
-                report.skipped = "every row masked"
+                # the last attempt's state belongs to rows now masked: carry none of it
+                report.skipped, new_state = "every row masked", None
                 break
             report.attempts += 1
             start = [

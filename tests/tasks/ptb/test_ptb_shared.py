@@ -181,6 +181,26 @@ def test_rows_with_nan_gradients_are_blamed_and_the_step_rerun(corpus, monkeypat
     assert all(bool((h[rows] == 0).all()) for h, _ in engine.state)
 
 
+def test_every_row_blamed_for_a_nan_gradient_skips_the_step_and_carries_zero_state(
+    corpus, monkeypatch
+):
+    # found in a 45-minute random search with sharing: every row of a step blamed for a NaN
+    # gradient left the previous attempt's state to be carried for no rows (IndexError)
+    engine = SharedEngine(TINY, corpus)
+    engine.train_step([NAS, TANH_CELL])  # a non-zero carried state
+    before = {n: p.detach().clone() for n, p in engine.model.named_parameters()}
+    _poison_rows(engine, 0, backward_only=True, monkeypatch=monkeypatch)
+    report = engine.train_step([TANH_CELL])
+    assert report.skipped == "every row masked" and report.loss is None
+    assert report.masked_rows == [TINY.batch_size]
+    assert report.reasons[0] == {"non-finite gradient": TINY.batch_size}
+    assert all(bool((h == 0).all() and (c == 0).all()) for h, c in engine.state)
+    for name, p in engine.model.named_parameters():
+        assert torch.equal(p, before[name]), name
+    monkeypatch.undo()
+    assert engine.train_step([NAS, TANH_CELL]).skipped is None  # the next step trains again
+
+
 def test_a_nan_gradient_no_row_explains_skips_the_step(corpus):
     engine = SharedEngine(TINY, corpus)
     before = {n: p.detach().clone() for n, p in engine.model.named_parameters()}
