@@ -37,7 +37,7 @@ from pynas.io import finite_float
 from pynas.search.display import SearchDisplay
 from pynas.search.journal import CHECKPOINT_FORMAT, Batch, RunDirError, RunJournal
 from pynas.search.policy import policy_stats
-from pynas.search.records import batch_mean, child_record, summarize
+from pynas.search.records import batch_mean, batch_means, child_record, summarize
 from pynas.strategies.base import Strategy
 from pynas.tasks.base import Budget, ChildResult, SearchTask
 
@@ -137,9 +137,7 @@ class Search:
         return self.elapsed_before + time.monotonic() - self.session_start
 
     def _batch_means(self) -> list[float]:
-        m = self.budget.batch_size
-        told = self.records[: self.absorbed]
-        return [batch_mean(told[i : i + m]) for i in range(0, len(told), m)]
+        return batch_means(self.records[: self.absorbed], self.budget.batch_size)
 
     # ----- the loop ---------------------------------------------------------------------------
     def run_all(self) -> dict[str, Any]:

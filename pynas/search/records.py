@@ -69,6 +69,11 @@ def batch_mean(records: list[dict[str, Any]]) -> float:
     return sum(rewards) / len(rewards) if rewards else math.nan
 
 
+def batch_means(told: list[dict[str, Any]], size: int) -> list[float]:
+    """Mean reward of each consecutive batch of `size` told records (the reward trend)."""
+    return [batch_mean(told[i : i + size]) for i in range(0, len(told), size)]
+
+
 def summarize(
     task: str,
     strategy: str,

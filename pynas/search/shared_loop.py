@@ -42,7 +42,7 @@ from pynas.io import finite_float
 from pynas.search.display import SearchDisplay
 from pynas.search.journal import CHECKPOINT_FORMAT, Batch, RunDirError, RunJournal
 from pynas.search.policy import policy_stats
-from pynas.search.records import batch_mean, child_record, summarize
+from pynas.search.records import batch_mean, batch_means, child_record, summarize
 from pynas.search.shared_settings import SHARED_TASK, SharedSettings
 from pynas.spaces import DecisionSpace
 from pynas.strategies.base import Strategy
@@ -157,9 +157,7 @@ class SharedSearch:
         return self.elapsed_before + time.monotonic() - self.session_start
 
     def _round_means(self) -> list[float]:
-        n = self.schedule.scored_per_round
-        told = self.records[: self.absorbed]
-        return [batch_mean(told[i : i + n]) for i in range(0, len(told), n)]
+        return batch_means(self.records[: self.absorbed], self.schedule.scored_per_round)
 
     # ----- the loop ---------------------------------------------------------------------------
     def run_all(self) -> dict[str, Any]:
